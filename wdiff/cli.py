@@ -1,0 +1,285 @@
+"""The ``wdiff`` command line: Typer app, global options, exit codes.
+
+Exit codes: 0 success, 1 internal error, 2 user error (bad input or options, or a subcommand
+that is not built yet), 130 interrupted. User errors print one line on stderr; ``--debug`` adds
+the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from wdiff import __version__
+from wdiff.errors import NotBuiltError, WdiffError
+
+try:  # Typer >= 0.2x carries its own copy of click; older ones use click itself.
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
+app = typer.Typer(
+    name="wdiff",
+    help=(
+        "Temporally consistent video restoration with image diffusion models "
+        "(Warped Diffusion, Daras et al. 2024).\n\n"
+        "Examples:\n\n"
+        "  wdiff upscale in.mp4 --scale 8 --guidance 1.0\n\n"
+        '  wdiff inpaint in.mp4 --mask mask.mp4 --prompt "a robot sitting on a bench"\n\n'
+        "  wdiff info builtin:bunny"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+GLOBAL = "Global options"
+
+
+@dataclass
+class GlobalOptions:
+    """Options every subcommand honours; given before or after the subcommand's name."""
+
+    device: str = "auto"
+    seed: int = 0
+    debug: bool = False
+    quiet: bool = False
+
+    def merged(
+        self,
+        device: str | None = None,
+        seed: int | None = None,
+        debug: bool = False,
+        quiet: bool = False,
+    ) -> GlobalOptions:
+        return GlobalOptions(
+            device=device if device is not None else self.device,
+            seed=seed if seed is not None else self.seed,
+            debug=self.debug or debug,
+            quiet=self.quiet or quiet,
+        )
+
+    def torch_device(self):
+        from wdiff.devices import resolve_device
+
+        return resolve_device(self.device)
+
+
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="cpu, cuda, cuda:N, or auto (CUDA when torch sees one).",
+        rich_help_panel=GLOBAL,
+        show_default=False,
+    ),
+]
+SeedOption = Annotated[
+    int | None,
+    typer.Option("--seed", help="Random seed: same seed, input and device, same output.",
+                 rich_help_panel=GLOBAL, show_default=False),
+]
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=GLOBAL)
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress display.", rich_help_panel=GLOBAL)
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wdiff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda, cuda:N, or auto (CUDA when present).")
+    ] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = GlobalOptions(device=device, seed=seed, debug=debug, quiet=quiet)
+    if device != "auto":
+        ctx.obj.torch_device()
+
+
+def _options(ctx: typer.Context, device, seed, debug, quiet) -> GlobalOptions:
+    """The global options merged with the subcommand's own copies; the device is checked."""
+    options = (ctx.obj or GlobalOptions()).merged(device, seed, debug, quiet)
+    options.torch_device()
+    return options
+
+
+@app.command(
+    help=(
+        "Show what wdiff sees in a video or frame folder: size, frame rate, frames, audio.\n\n"
+        "Example:\n\n  wdiff info in.mp4 --json"
+    )
+)
+def info(
+    ctx: typer.Context,
+    input: Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fps: Annotated[
+        float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
+    ] = None,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    debug: DebugOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    from wdiff.video import open_video
+
+    _options(ctx, device, seed, debug, quiet)
+
+    reader = open_video(input, fps=fps)
+    meta = reader.info
+    fields = {
+        "path": str(meta.path),
+        "width": meta.width,
+        "height": meta.height,
+        "fps": f"{meta.fps.numerator}/{meta.fps.denominator}",
+        "frames": meta.frame_count,
+        "duration_s": round(meta.duration, 6),
+        "rotation": meta.rotation,
+        "audio": meta.has_audio,
+        "frame_folder": meta.is_folder,
+    }
+    if as_json:
+        typer.echo(json.dumps(fields))
+    else:
+        for key, value in fields.items():
+            typer.echo(f"{key:>12}: {value}")
+
+
+def _not_built(command: str, issue: int) -> None:
+    raise NotBuiltError(
+        f"wdiff {command} is not built yet (tracked in issue #{issue}); nothing was written"
+    )
+
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(
+    context_settings=_PASS_THROUGH,
+    help=(
+        "Estimate forward/backward optical flow and validity masks between consecutive frames.\n\n"
+        "Example:\n\n  wdiff flow in.mp4 -o flows.safetensors --method dis --viz flow.mp4"
+    ),
+)
+def flow(ctx: typer.Context) -> None:
+    _not_built("flow", 3)
+
+
+@app.command(
+    "warp-noise",
+    context_settings=_PASS_THROUGH,
+    help=(
+        "Warp diffusion noise along a video's flow (GP, integral, bilinear, ...).\n\n"
+        "Example:\n\n  wdiff warp-noise in.mp4 --method gp -o noise.safetensors --grid 8"
+    ),
+)
+def warp_noise(ctx: typer.Context) -> None:
+    _not_built("warp-noise", 4)
+
+
+@app.command(
+    context_settings=_PASS_THROUGH,
+    help=(
+        "Super-resolve a video, temporally consistent.\n\n"
+        "Example:\n\n  wdiff upscale in.mp4 --scale 8 --guidance 1.0 -o out.mp4"
+    ),
+)
+def upscale(ctx: typer.Context) -> None:
+    _not_built("upscale", 7)
+
+
+@app.command(
+    context_settings=_PASS_THROUGH,
+    help=(
+        "Fill a masked region of a video from a text prompt, temporally consistent.\n\n"
+        'Example:\n\n  wdiff inpaint in.mp4 --mask mask.mp4 --prompt "a robot sitting on a bench"'
+    ),
+)
+def inpaint(ctx: typer.Context) -> None:
+    _not_built("inpaint", 7)
+
+
+@app.command(
+    "eval",
+    context_settings=_PASS_THROUGH,
+    help=(
+        "Measure temporal consistency (warping error, tOF, flicker) and fidelity of outputs.\n\n"
+        "Example:\n\n  wdiff eval out.mp4 --reference gt.mp4 --flow-from in.mp4 -o eval.json"
+    ),
+)
+def evaluate(ctx: typer.Context) -> None:
+    _not_built("eval", 8)
+
+
+@app.command(
+    context_settings=_PASS_THROUGH,
+    help=(
+        "Train a conditional diffusion model with GP or white noise.\n\n"
+        "Example:\n\n  wdiff finetune --task sr --noise gp --data samples --out runs/sr"
+    ),
+)
+def finetune(ctx: typer.Context) -> None:
+    _not_built("finetune", 6)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``wdiff`` script; returns (and exits with) the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        result = app(args=args, prog_name="wdiff", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click_exceptions.NoArgsIsHelpError as error:
+        typer.echo(error.ctx.get_help() if error.ctx else "", err=True)
+        code = 2
+    except click_exceptions.UsageError as error:
+        where = error.ctx.command_path if error.ctx else "wdiff"
+        err.print(f"{where}: error: {error.format_message()} (see '{where} --help')", markup=False)
+        code = 2
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("wdiff: interrupted; no output was written", markup=False)
+        code = 130
+    except WdiffError as error:
+        if debug:
+            traceback.print_exc()
+        err.print(f"wdiff: error: {error}", markup=False)
+        code = 2
+    except typer.Exit as done:
+        code = done.exit_code
+    except Exception as error:  # internal error: one line, traceback with --debug
+        if debug:
+            traceback.print_exc()
+        err.print(
+            f"wdiff: internal error: {type(error).__name__}: {error} "
+            "(rerun with --debug for the traceback and report it)",
+            markup=False,
+        )
+        code = 1
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,12 @@
+"""The one exception type for problems the user can fix (bad input, bad options)."""
+
+
+class WdiffError(Exception):
+    """A user error: the CLI prints its message as one line on stderr and exits with code 2.
+
+    The message names the file or option at fault and says how to fix it.
+    """
+
+
+class NotBuiltError(WdiffError):
+    """A subcommand or option that exists in the interface but is not implemented yet."""

@@ -1,0 +1,82 @@
+"""Output paths: refuse to clobber, never touch the input, write to a temporary and rename.
+
+Every file or folder wdiff produces goes through :func:`atomic_output`, so an interrupted or
+failed run leaves the target as it was (absent, or the old file when ``--overwrite`` was given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from wdiff.errors import WdiffError
+
+
+def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = False) -> Path:
+    """Validate an output path before any work starts; return it as given.
+
+    Raises WdiffError if it is one of the inputs, exists without ``overwrite``, or its folder
+    does not exist.
+    """
+    output = Path(output)
+    resolved = output.resolve()
+    for source in inputs:
+        if source is not None and Path(source).resolve() == resolved:
+            raise WdiffError(
+                f"{output}: the output path is the input; choose another path with -o"
+            )
+    if output.exists() and not overwrite:
+        raise WdiffError(f"{output}: already exists; pass --overwrite to replace it")
+    if output.exists() and output.is_dir() != _wants_folder(output):
+        kind = "a folder" if output.is_dir() else "a file"
+        raise WdiffError(f"{output}: exists and is {kind}; remove it or choose another path")
+    if not output.parent.is_dir():
+        raise WdiffError(f"{output}: folder {output.parent} does not exist; create it first")
+    return output
+
+
+def _wants_folder(output: Path) -> bool:
+    return output.suffix == ""
+
+
+def temporary_sibling(target: Path) -> Path:
+    """A hidden path beside ``target`` with the same extension, unique to this process."""
+    target = Path(target)
+    return target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    On any exception the temporary file or folder is removed and ``target`` is left untouched.
+    A folder target (no extension) replaces an existing folder as a whole.
+    """
+    target = Path(target)
+    temporary = temporary_sibling(target)
+    _remove(temporary)
+    try:
+        yield temporary
+    except BaseException:
+        _remove(temporary)
+        raise
+    if not temporary.exists():
+        raise RuntimeError(f"{temporary} was not written")
+    if temporary.is_dir() and target.exists():
+        trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, trash)
+        os.replace(temporary, target)
+        _remove(trash)
+    else:
+        os.replace(temporary, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
