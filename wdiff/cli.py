@@ -84,8 +84,12 @@ DeviceOption = Annotated[
 ]
 SeedOption = Annotated[
     int | None,
-    typer.Option("--seed", help="Random seed: same seed, input and device, same output.",
-                 rich_help_panel=GLOBAL, show_default=False),
+    typer.Option(
+        "--seed",
+        help="Random seed: same seed, input and device, same output.",
+        rich_help_panel=GLOBAL,
+        show_default=False,
+    ),
 ]
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=GLOBAL)

@@ -25,9 +25,7 @@ def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = Fa
     resolved = output.resolve()
     for source in inputs:
         if source is not None and Path(source).resolve() == resolved:
-            raise WdiffError(
-                f"{output}: the output path is the input; choose another path with -o"
-            )
+            raise WdiffError(f"{output}: the output path is the input; choose another path with -o")
     if output.exists() and not overwrite:
         raise WdiffError(f"{output}: already exists; pass --overwrite to replace it")
     if output.exists() and output.is_dir() != _wants_folder(output):

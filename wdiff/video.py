@@ -97,9 +97,7 @@ class VideoReader:
         """Yield uint8 RGB frames ``(H, W, 3)`` from ``start``, at most ``count`` of them."""
         raise NotImplementedError
 
-    def chunks(
-        self, size: int, start: int = 0, count: int | None = None
-    ) -> Iterator[np.ndarray]:
+    def chunks(self, size: int, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         """Yield ``(n, H, W, 3)`` uint8 chunks of at most ``size`` frames."""
         batch: list[np.ndarray] = []
         for frame in self.frames(start, count):
@@ -395,7 +393,9 @@ class VideoWriter:
         if frames.ndim == 3:
             frames = frames[None]
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected uint8 (N, H, W, 3) frames, got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"expected uint8 (N, H, W, 3) frames, got {frames.dtype} {frames.shape}"
+            )
         for frame in frames:
             self._write_one(np.ascontiguousarray(frame))
 
@@ -502,8 +502,8 @@ class _AudioCopier:
                     self._done = True
                 break
             duration = float((packet.duration or 0) * packet.time_base)
-            if start + duration <= 0:
-                continue
+            if self._offset > 0 and start + duration <= 0:
+                continue  # before the excerpt; from the start, priming packets (pts < 0) stay
             self._emit(packet, start)
         if final and self._transcode:
             for out_packet in self._out_stream.encode(None):
@@ -521,8 +521,6 @@ class _AudioCopier:
         packet.pts -= shift
         if packet.dts is not None:
             packet.dts -= shift
-        if packet.pts < 0:
-            return
         packet.stream = self._out_stream
         self._output.mux(packet)
 
@@ -531,7 +529,7 @@ class _AudioCopier:
 
 
 def frames_to_tensor(frames: np.ndarray):
-    """uint8 ``(N, H, W, 3)`` (or one ``(H, W, 3)``) -> float32 torch ``(N, 3, H, W)`` in [-1, 1]."""
+    """uint8 ``(N, H, W, 3)`` or ``(H, W, 3)`` -> float32 torch ``(N, 3, H, W)`` in [-1, 1]."""
     import torch
 
     array = np.asarray(frames)
@@ -594,7 +592,9 @@ class MaskReader:
 
     def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         """Yield bool masks ``(H, W)``, True where the content is to be filled."""
-        stop = self.video.frame_count if count is None else min(self.video.frame_count, start + count)
+        stop = (
+            self.video.frame_count if count is None else min(self.video.frame_count, start + count)
+        )
         if self._kind == "image":
             for _ in range(start, stop):
                 yield self._single
