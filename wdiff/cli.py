@@ -11,6 +11,7 @@ import json
 import sys
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -173,6 +174,22 @@ def info(
             typer.echo(f"{key:>12}: {value}")
 
 
+def default_output(source: Path, suffix: str) -> Path:
+    """``clip.mp4`` -> ``clip<suffix>`` beside it; for a bundled clip, in the current folder."""
+    from wdiff.video import SAMPLE_CLIPS
+
+    folder = (
+        Path.cwd()
+        if source.parent.name == "data" and source.name in SAMPLE_CLIPS.values()
+        else source.parent
+    )
+    return folder / f"{source.stem if source.is_file() else source.name}{suffix}"
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
 def _not_built(command: str, issue: int) -> None:
     raise NotBuiltError(
         f"wdiff {command} is not built yet (tracked in issue #{issue}); nothing was written"
@@ -183,14 +200,96 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 @app.command(
-    context_settings=_PASS_THROUGH,
     help=(
         "Estimate forward/backward optical flow and validity masks between consecutive frames.\n\n"
-        "Example:\n\n  wdiff flow in.mp4 -o flows.safetensors --method dis --viz flow.mp4"
-    ),
+        "Writes a safetensors file with forward, backward (float (N-1, 2, H, W), pixels, "
+        "(dx, dy)) and valid_forward, valid_backward (bool (N-1, 1, H, W)). Flows are cached "
+        "by the video's content and the estimator's settings.\n\n"
+        "Examples:\n\n"
+        "  wdiff flow in.mp4 -o flows.safetensors --viz flow.mp4\n\n"
+        "  wdiff flow frames/ --fps 30 --method raft --raft-weights raft_large.pth"
+    )
 )
-def flow(ctx: typer.Context) -> None:
-    _not_built("flow", 3)
+def flow(
+    ctx: typer.Context,
+    input: Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Flows file [default: INPUT.flows.safetensors]."),
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="dis, farneback or raft.")] = "dis",
+    dis_preset: Annotated[
+        str, typer.Option("--dis-preset", help="DIS quality: fast, medium or fine.")
+    ] = "fine",
+    raft_model: Annotated[str, typer.Option("--raft-model", help="large or small.")] = "large",
+    raft_weights: Annotated[
+        Path | None,
+        typer.Option("--raft-weights", help="Local RAFT weights (.pth); else torch's hub cache."),
+    ] = None,
+    mask: Annotated[
+        str | None,
+        typer.Option(
+            "--mask",
+            help="Inpainting mask (video, image or folder; white = hole): "
+            "flow inside it is completed from its surroundings.",
+        ),
+    ] = None,
+    viz: Annotated[
+        Path | None, typer.Option("--viz", help="Also write frames beside flow colours here.")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Cache folder [default: ~/.cache/wdiff].")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing outputs.")
+    ] = False,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    debug: DebugOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    from wdiff import flow as flows
+    from wdiff.outputs import check_output
+    from wdiff.progress import progress_bar
+    from wdiff.video import MaskReader, open_video, resolve_input
+
+    options = _options(ctx, device, seed, debug, quiet)
+    source = resolve_input(input)
+    output = output or default_output(source, ".flows.safetensors")
+    mask_path = resolve_input(mask) if mask else None
+    inputs = [source] + ([mask_path] if mask_path else [])
+    check_output(output, inputs, overwrite)
+    if viz is not None:
+        check_output(viz, inputs + [output], overwrite)
+    reader = open_video(source, fps=fps)
+    masks = MaskReader(mask_path, reader.info) if mask_path else None
+    estimator = flows.make_estimator(
+        method,
+        dis_preset=dis_preset,
+        raft_model=raft_model,
+        raft_weights=raft_weights,
+        device=options.torch_device(),
+    )
+    cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
+    with progress_bar(f"flow ({method})", reader.info.frame_count - 1, options.quiet) as advance:
+        field, cached = flows.estimate_video_flows(reader, estimator, cache=cache, advance=advance)
+    if masks is not None:
+        field = flows.complete_field(field, list(masks.frames()))
+    field.save(output)
+    if viz is not None:
+        flows.write_flow_video(reader, field, viz)
+    if not options.quiet:
+        _note(f"wrote {output}" + (" (flows from the cache)" if cached else ""))
+        for path in cache.discarded:
+            _note(f"discarded a damaged cache entry {path}; recomputed")
+        if viz is not None:
+            _note(f"wrote {viz}")
 
 
 @app.command(

@@ -69,7 +69,14 @@ def atomic_output(target: Path) -> Iterator[Path]:
         os.replace(temporary, target)
         _remove(trash)
     else:
+        os.chmod(temporary, 0o666 & ~_umask())  # some writers create 0600 temporaries
         os.replace(temporary, target)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: Path) -> None:

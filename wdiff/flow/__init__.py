@@ -1,0 +1,34 @@
+"""Optical flow: estimators, consistency masks, chaining, grid resizing, cache, pictures."""
+
+from wdiff.flow.cache import TensorCache, default_cache_dir
+from wdiff.flow.estimators import METHODS, make_estimator
+from wdiff.flow.field import FlowField
+from wdiff.flow.ops import (
+    chain,
+    chain_valid,
+    complete_in_mask,
+    consistency_mask,
+    inside_frame,
+    resize_to_grid,
+    warp_bilinear,
+)
+from wdiff.flow.video_flow import complete_field, estimate_video_flows
+from wdiff.flow.viz import write_flow_video
+
+__all__ = [
+    "METHODS",
+    "FlowField",
+    "TensorCache",
+    "chain",
+    "chain_valid",
+    "complete_field",
+    "complete_in_mask",
+    "consistency_mask",
+    "default_cache_dir",
+    "estimate_video_flows",
+    "inside_frame",
+    "make_estimator",
+    "resize_to_grid",
+    "warp_bilinear",
+    "write_flow_video",
+]

@@ -1,0 +1,117 @@
+"""Flow arithmetic: warping, forward-backward consistency, chaining, grid resizing, completion.
+
+Conventions (DESIGN.md): flows are float ``(N, 2, H, W)`` in pixels, channels ``(dx, dy)``;
+``flow_ab`` maps frame a to frame b: ``a(x) ≈ b(x + flow_ab(x))``. ``valid`` masks are bool
+``(N, 1, H, W)``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Lai et al. 2018 (after Sundaram et al. 2010): occluded where
+# |f + b|^2 > ALPHA_1 (|f|^2 + |b|^2) + ALPHA_2, with b sampled at x + f(x).
+ALPHA_1 = 0.01
+ALPHA_2 = 0.5
+
+
+def sample_grid(flow: torch.Tensor) -> torch.Tensor:
+    """Positions ``x + flow(x)`` normalised for ``grid_sample``: ``(N, H, W, 2)``."""
+    _, _, height, width = flow.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=flow.device, dtype=flow.dtype),
+        torch.arange(width, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    x = (xs + flow[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
+    y = (ys + flow[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0
+    return torch.stack([x, y], dim=-1)
+
+
+def warp_bilinear(image: torch.Tensor, flow: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Sample ``image`` at ``x + flow(x)``: ``out(x) = image(x + flow(x))``, bilinear.
+
+    With ``flow = flow_ab`` and ``image = frame b`` this reconstructs frame a.
+    ``image`` ``(N, C, H, W)``; ``flow`` ``(N, 2, H, W)`` on the same grid.
+    """
+    grid = sample_grid(flow.to(image.dtype))
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+
+
+def inside_frame(flow: torch.Tensor) -> torch.Tensor:
+    """bool ``(N, 1, H, W)``: ``x + flow(x)`` lies inside the frame."""
+    _, _, height, width = flow.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=flow.device, dtype=flow.dtype),
+        torch.arange(width, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    x = xs + flow[:, 0]
+    y = ys + flow[:, 1]
+    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).unsqueeze(1)
+
+
+def consistency_mask(flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Tensor:
+    """Valid pixels of frame a: they land inside frame b and pass the forward-backward test.
+
+    Returns bool ``(N, 1, H, W)``.
+    """
+    back = warp_bilinear(flow_ba, flow_ab)
+    error = ((flow_ab + back) ** 2).sum(1, keepdim=True)
+    bound = ALPHA_1 * ((flow_ab**2).sum(1, keepdim=True) + (back**2).sum(1, keepdim=True)) + ALPHA_2
+    return (error <= bound) & inside_frame(flow_ab)
+
+
+def chain(flow_0a: torch.Tensor, flow_ab: torch.Tensor) -> torch.Tensor:
+    """Compose ``flow_0a`` (frame 0 -> a) with ``flow_ab`` (a -> b) into frame 0 -> b."""
+    return flow_0a + warp_bilinear(flow_ab, flow_0a)
+
+
+def chain_valid(
+    flow_0a: torch.Tensor, valid_0a: torch.Tensor, valid_ab: torch.Tensor
+) -> torch.Tensor:
+    """Validity of the chained flow: valid up to a, and valid from a on at the landing point."""
+    landed = warp_bilinear(valid_ab.to(flow_0a.dtype), flow_0a, padding="zeros")
+    return valid_0a & (landed > 0.999)
+
+
+def resize_to_grid(
+    flow: torch.Tensor, valid: torch.Tensor | None, factor: int, min_valid: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pixel flow -> a grid ``factor`` times coarser (e.g. a VAE latent grid).
+
+    The only place pixel flow meets a coarser grid: area-average over each ``factor`` x
+    ``factor`` cell, divide by ``factor`` (grid units). A cell is valid when at least
+    ``min_valid`` of its pixels are. Sizes must be multiples of ``factor``.
+    """
+    if factor == 1:
+        return flow, valid
+    height, width = flow.shape[-2:]
+    if height % factor or width % factor:
+        raise ValueError(f"frame size {width}x{height} is not a multiple of the grid {factor}")
+    coarse = F.avg_pool2d(flow, factor) / factor
+    if valid is None:
+        return coarse, None
+    fraction = F.avg_pool2d(valid.float(), factor)
+    return coarse, fraction >= min_valid
+
+
+def complete_in_mask(flow: torch.Tensor, mask: torch.Tensor, radius: int = 5) -> torch.Tensor:
+    """Fill flow inside ``mask`` (bool ``(N, 1, H, W)``, True = missing) from its surroundings.
+
+    Telea inpainting per channel (OpenCV), so noise can still be warped where content is
+    missing. Frames whose mask covers everything are left as they are.
+    """
+    filled = flow.clone()
+    for index in range(flow.shape[0]):
+        hole = mask[index, 0].cpu().numpy().astype(np.uint8)
+        if not hole.any() or hole.all():
+            continue
+        for channel in range(2):
+            plane = np.ascontiguousarray(flow[index, channel].cpu().numpy(), dtype=np.float32)
+            painted = cv2.inpaint(plane, hole, radius, cv2.INPAINT_TELEA)
+            filled[index, channel] = torch.from_numpy(painted).to(flow)
+    return filled
