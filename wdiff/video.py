@@ -159,6 +159,11 @@ def _reason(error: Exception) -> str:
 def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
     try:
         container = av.open(str(path), metadata_errors="ignore")
+    except av.error.EOFError as error:
+        raise WdiffError(
+            f"{path}: ends before any video frame (no frames, or truncated); "
+            "give a video with frames in it"
+        ) from error
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
         raise WdiffError(
             f"{path}: not a readable video ({_reason(error)}); "

@@ -125,7 +125,9 @@ class RaftFlow:
         a = _raft_input(frames_a, self.device)
         b = _raft_input(frames_b, self.device)
         height, width = frames_a.shape[1:3]
-        pad_h, pad_w = (-height) % 8, (-width) % 8
+        # RAFT needs sides that are multiples of 8 and at least 128 (its correlation pyramid)
+        pad_h = max(128, height + (-height) % 8) - height
+        pad_w = max(128, width + (-width) % 8) - width
         if pad_h or pad_w:
             a = torch.nn.functional.pad(a, (0, pad_w, 0, pad_h), mode="replicate")
             b = torch.nn.functional.pad(b, (0, pad_w, 0, pad_h), mode="replicate")

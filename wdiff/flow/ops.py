@@ -7,8 +7,6 @@ Conventions (DESIGN.md): flows are float ``(N, 2, H, W)`` in pixels, channels ``
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -99,19 +97,40 @@ def resize_to_grid(
     return coarse, fraction >= min_valid
 
 
-def complete_in_mask(flow: torch.Tensor, mask: torch.Tensor, radius: int = 5) -> torch.Tensor:
+def complete_in_mask(flow: torch.Tensor, mask: torch.Tensor, iterations: int = 40) -> torch.Tensor:
     """Fill flow inside ``mask`` (bool ``(N, 1, H, W)``, True = missing) from its surroundings.
 
-    Telea inpainting per channel (OpenCV), so noise can still be warped where content is
-    missing. Frames whose mask covers everything are left as they are.
+    The fill is harmonic (the smoothest field that meets the known flow at the hole's edge; it
+    reproduces any affine motion exactly), solved coarse to fine. Frames whose mask covers
+    everything are left as they are.
     """
     filled = flow.clone()
     for index in range(flow.shape[0]):
-        hole = mask[index, 0].cpu().numpy().astype(np.uint8)
-        if not hole.any() or hole.all():
+        known = ~mask[index, 0].to(flow.device)
+        if known.all() or not known.any():
             continue
-        for channel in range(2):
-            plane = np.ascontiguousarray(flow[index, channel].cpu().numpy(), dtype=np.float32)
-            painted = cv2.inpaint(plane, hole, radius, cv2.INPAINT_TELEA)
-            filled[index, channel] = torch.from_numpy(painted).to(flow)
+        filled[index] = _harmonic_fill(flow[index].float(), known, iterations).to(flow.dtype)
     return filled
+
+
+def _harmonic_fill(values: torch.Tensor, known: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Solve Laplace's equation in ``~known`` for ``values`` ``(C, H, W)``; full multigrid start."""
+    height, width = known.shape
+    if min(height, width) > 8:
+        padded = F.pad(values[None], (0, width % 2, 0, height % 2), mode="replicate")[0]
+        weight = F.pad(known[None, None].float(), (0, width % 2, 0, height % 2), mode="replicate")
+        pooled_weight = F.avg_pool2d(weight, 2)[0, 0]
+        pooled = F.avg_pool2d((padded * weight[0])[None], 2)[0] / pooled_weight.clamp_min(1e-6)
+        coarse = _harmonic_fill(pooled, pooled_weight > 0.999, iterations)
+        start = F.interpolate(coarse[None], scale_factor=2, mode="bilinear", align_corners=False)
+        start = start[0, :, :height, :width]
+    else:
+        start = values[:, known].mean(dim=1)[:, None, None].expand_as(values)
+    result = torch.where(known, values, start)
+    for _ in range(iterations):
+        edged = F.pad(result[None], (1, 1, 1, 1), mode="replicate")[0]
+        average = (
+            edged[:, :-2, 1:-1] + edged[:, 2:, 1:-1] + edged[:, 1:-1, :-2] + edged[:, 1:-1, 2:]
+        ) / 4
+        result = torch.where(known, values, average)
+    return result
