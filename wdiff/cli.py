@@ -257,7 +257,7 @@ def flow(
     from wdiff import flow as flows
     from wdiff.outputs import check_output
     from wdiff.progress import progress_bar
-    from wdiff.video import MaskReader, open_video, resolve_input
+    from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
 
     options = _options(ctx, device, seed, debug, quiet)
     source = resolve_input(input)
@@ -266,8 +266,10 @@ def flow(
     inputs = [source] + ([mask_path] if mask_path else [])
     check_output(output, inputs, overwrite)
     if viz is not None:
+        check_video_output(viz)
         check_output(viz, inputs + [output], overwrite)
     reader = open_video(source, fps=fps)
+    flows.check_enough_frames(reader.info)
     masks = MaskReader(mask_path, reader.info) if mask_path else None
     estimator = flows.make_estimator(
         method,

@@ -21,8 +21,9 @@ from rich.progress import (
 def progress_bar(
     description: str, total: int, quiet: bool = False
 ) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; shows a bar with count, rate-based time left, unless ``quiet``."""
-    if quiet:
+    """Yield ``advance(n)``; a bar with count and time left on a terminal, unless ``quiet``."""
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
         yield lambda n=1: None
         return
     columns = (
@@ -34,6 +35,6 @@ def progress_bar(
         TextColumn("left"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)

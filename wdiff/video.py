@@ -336,6 +336,16 @@ def read_rgb_image(file: Path) -> np.ndarray:
     return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
 
 
+def check_video_output(path: Path) -> None:
+    """Raise WdiffError unless ``path`` names a container we write, or a folder for PNGs."""
+    path = Path(path)
+    if path.suffix and path.suffix.lower() not in CONTAINERS:
+        raise WdiffError(
+            f"{path}: unknown output type {path.suffix!r}; "
+            "use .mp4, .mkv or .mov, or a folder name without extension for PNG frames"
+        )
+
+
 class VideoWriter:
     """Encode frames to H.264 (libx264, yuv420p) in mp4/mkv/mov, or to a folder of PNGs.
 
@@ -361,11 +371,7 @@ class VideoWriter:
         self.crf = crf
         self.frame_count = 0
         self._is_folder = self.path.suffix == ""
-        if not self._is_folder and self.path.suffix.lower() not in CONTAINERS:
-            raise WdiffError(
-                f"{self.path}: unknown output type {self.path.suffix!r}; "
-                "use .mp4, .mkv or .mov, or a folder name without extension for PNG frames"
-            )
+        check_video_output(self.path)
         if not 0 <= crf <= 51:
             raise WdiffError(f"--crf must be between 0 and 51, got {crf}")
         self._audio_from = audio_from if audio_from and audio_from.has_audio else None

@@ -12,7 +12,7 @@ from wdiff.flow.ops import (
     resize_to_grid,
     warp_bilinear,
 )
-from wdiff.flow.video_flow import complete_field, estimate_video_flows
+from wdiff.flow.video_flow import check_enough_frames, complete_field, estimate_video_flows
 from wdiff.flow.viz import write_flow_video
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "TensorCache",
     "chain",
     "chain_valid",
+    "check_enough_frames",
     "complete_field",
     "complete_in_mask",
     "consistency_mask",

@@ -11,7 +11,14 @@ from wdiff.errors import WdiffError
 from wdiff.flow.cache import TensorCache, content_digest
 from wdiff.flow.field import FlowField
 from wdiff.flow.ops import complete_in_mask, consistency_mask
-from wdiff.video import VideoReader
+from wdiff.video import VideoInfo, VideoReader
+
+
+def check_enough_frames(info: VideoInfo) -> None:
+    if info.frame_count < 2:
+        raise WdiffError(
+            f"{info.path}: has {info.frame_count} frame; flow needs at least 2: give a longer video"
+        )
 
 
 def estimate_video_flows(
@@ -28,8 +35,7 @@ def estimate_video_flows(
     are done.
     """
     info = reader.info
-    if info.frame_count < 2:
-        raise WdiffError(f"{info.path}: has {info.frame_count} frame; flow needs at least 2")
+    check_enough_frames(info)
     metadata = {
         "width": info.width,
         "height": info.height,
