@@ -2,7 +2,6 @@
 
 import time
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,39 +12,23 @@ from skimage import data
 from wdiff import flow as flows
 from wdiff.cli import main
 from wdiff.errors import WdiffError
+from wdiff.synthetic import motion, moved_photo
 from wdiff.video import open_video
 
 CROP = 192  # frames are the centre CROP x CROP of the moved 512x512 photograph
 BORDER = 10
 
 
-def affine(kind: str) -> np.ndarray:
-    """3x3 per-frame motion about the photograph's centre: frame k+1 = frame k moved by it."""
-    if kind == "translation":
-        matrix = np.float64([[1, 0, 1.37], [0, 1, -0.62]])
-    elif kind == "rotation":
-        matrix = cv2.getRotationMatrix2D((256, 256), 1.2, 1.0)
-    else:
-        matrix = cv2.getRotationMatrix2D((256, 256), 0.0, 1.025)
-    return np.vstack([matrix, [0, 0, 1]])
+MOTIONS = {"translation": 1.37, "rotation": 1.2, "zoom": 0.025}
 
 
 def moved_photo_clip(folder, kind: str, frames: int = 4):
-    """A PNG clip of the astronaut moved by ``affine(kind)`` per frame, and the true flow."""
-    photo = data.astronaut()
+    """A PNG clip of the astronaut moved by ``kind`` per frame, and the true flow."""
+    step = motion(kind, MOTIONS[kind], (256, 256))
+    clip, truth = moved_photo(data.astronaut(), step, frames, CROP)
     folder.mkdir()
-    step = affine(kind)
-    offset = (512 - CROP) // 2
-    for index in range(frames):
-        total = np.linalg.matrix_power(step, index)[:2]
-        moved = cv2.warpAffine(photo, total, (512, 512), flags=cv2.INTER_CUBIC)
-        crop = moved[offset : offset + CROP, offset : offset + CROP]
-        Image.fromarray(crop).save(folder / f"{index:03d}.png")
-    # the flow of frame k -> k+1 at crop pixel x is step(x) - x, in full-image coordinates
-    ys, xs = np.mgrid[0:CROP, 0:CROP].astype(np.float64) + offset
-    moved_x = step[0, 0] * xs + step[0, 1] * ys + step[0, 2]
-    moved_y = step[1, 0] * xs + step[1, 1] * ys + step[1, 2]
-    truth = torch.from_numpy(np.stack([moved_x - xs, moved_y - ys])).float()
+    for index, frame in enumerate(clip):
+        Image.fromarray(frame).save(folder / f"{index:03d}.png")
     return folder, truth
 
 
