@@ -1,0 +1,51 @@
+"""Noise warpers: one interface (``Warper``), the paper's GP noise and the baselines."""
+
+from wdiff.noise.base import (
+    BilinearWarper,
+    FixedWarper,
+    Motion,
+    NearestWarper,
+    NoiseState,
+    ResampleWarper,
+    Warper,
+)
+from wdiff.noise.gp import GPWarper, RandomFourierFeatures, kernel
+from wdiff.noise.integral import IntegralWarper
+
+METHODS = ("gp", "integral", "bilinear", "nearest", "fixed", "resample")
+
+
+def make_warper(method: str, **options) -> Warper:
+    """The warper named ``method``; ``options`` go to GPWarper (e.g. ``extend``) or IntegralWarper."""
+    from wdiff.errors import WdiffError
+
+    if method == "gp":
+        return GPWarper(**options)
+    if method == "integral":
+        return IntegralWarper(**options)
+    simple = {
+        "bilinear": BilinearWarper,
+        "nearest": NearestWarper,
+        "fixed": FixedWarper,
+        "resample": ResampleWarper,
+    }
+    if method not in simple:
+        raise WdiffError(f"--noise {method}: use one of {', '.join(METHODS)}")
+    return simple[method]()
+
+
+__all__ = [
+    "METHODS",
+    "BilinearWarper",
+    "FixedWarper",
+    "GPWarper",
+    "IntegralWarper",
+    "Motion",
+    "NearestWarper",
+    "NoiseState",
+    "RandomFourierFeatures",
+    "ResampleWarper",
+    "Warper",
+    "kernel",
+    "make_warper",
+]

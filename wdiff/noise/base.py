@@ -1,0 +1,142 @@
+"""The one interface every noise warper implements, and the shared pieces.
+
+A warper carries a *state* from frame to frame: ``state = warper.init(shape, seed)`` for frame 0,
+``state = warper.warp(state, motion)`` for each next frame, and ``warper.sample(state)`` gives
+that frame's noise, float32 ``(B, C, h, w)`` (B videos or batch items, C channels, on the noise
+grid). Noise for frame j is a pure function of (seed, method, motions up to j) on one device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from wdiff.flow.ops import warp_bilinear
+
+
+@dataclass
+class Motion:
+    """How frame j relates to frame j-1, on the noise grid (flows in grid cells, ``(dx, dy)``).
+
+    backward ``(B, 2, h, w)`` maps frame j to j-1 and valid_backward ``(B, 1, h, w)`` says where
+    that holds (over frame j's cells); forward and valid_forward are the same from j-1 to j.
+    """
+
+    backward: torch.Tensor
+    valid_backward: torch.Tensor
+    forward: torch.Tensor
+    valid_forward: torch.Tensor
+
+    @classmethod
+    def from_field(cls, field, index: int, grid: int = 1, device=None) -> Motion:
+        """The motion from frame ``index - 1`` to ``index`` of a FlowField, on a grid ``grid``x coarser."""
+        from wdiff.flow.ops import resize_to_grid
+
+        pair = index - 1
+        backward, valid_backward = resize_to_grid(
+            field.backward[pair : pair + 1], field.valid_backward[pair : pair + 1], grid
+        )
+        forward, valid_forward = resize_to_grid(
+            field.forward[pair : pair + 1], field.valid_forward[pair : pair + 1], grid
+        )
+        return cls(*(t.to(device) for t in (backward, valid_backward, forward, valid_forward)))
+
+
+@dataclass
+class NoiseState:
+    """What every warper keeps: the frame index and the current noise; ``extra`` is its own."""
+
+    frame: int
+    noise: torch.Tensor
+    seed: int
+    extra: Any = None
+
+
+def generator(seed: int, *keys: object, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator seeded from ``seed`` and ``keys`` (e.g. the method and frame index)."""
+    text = "/".join(str(part) for part in (seed, *keys))
+    value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    return torch.Generator(device=device).manual_seed(value & ((1 << 63) - 1))
+
+
+def white_noise(shape, seed: int, *keys: object, device="cpu") -> torch.Tensor:
+    device = torch.device(device)
+    return torch.randn(shape, generator=generator(seed, *keys, device=device), device=device)
+
+
+class Warper(ABC):
+    """Base of all noise warpers; see the module docstring for the protocol."""
+
+    name: str = ""
+
+    def init(self, shape: tuple[int, int, int, int], seed: int, device="cpu") -> NoiseState:
+        """Frame 0's state for noise of ``shape`` = (B, C, h, w)."""
+        return NoiseState(0, white_noise(shape, seed, self.name, 0, device=device), seed)
+
+    @abstractmethod
+    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
+        """The next frame's state, moved along ``motion``."""
+
+    def sample(self, state: NoiseState) -> torch.Tensor:
+        """This frame's noise, float32 ``(B, C, h, w)``."""
+        return state.noise
+
+    def fresh(self, state: NoiseState, frame: int) -> torch.Tensor:
+        """White noise for cells that nothing can be carried to (disoccluded, entering)."""
+        return white_noise(
+            state.noise.shape, state.seed, self.name, frame, device=state.noise.device
+        )
+
+
+class FixedWarper(Warper):
+    """The same noise for every frame (a baseline: texture sticks to the screen)."""
+
+    name = "fixed"
+
+    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
+        return NoiseState(state.frame + 1, state.noise, state.seed)
+
+
+class ResampleWarper(Warper):
+    """Independent noise for every frame (a baseline: flicker)."""
+
+    name = "resample"
+
+    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
+        frame = state.frame + 1
+        return NoiseState(frame, self.fresh(state, frame), state.seed)
+
+
+class NearestWarper(Warper):
+    """Noise moved along the flow by nearest-neighbour lookup; fresh where the flow is invalid."""
+
+    name = "nearest"
+    mode = "nearest"
+
+    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
+        frame = state.frame + 1
+        moved = _lookup(state.noise, motion.backward, self.mode)
+        noise = torch.where(motion.valid_backward, moved, self.fresh(state, frame))
+        return NoiseState(frame, noise, state.seed)
+
+
+class BilinearWarper(NearestWarper):
+    """Noise moved by bilinear interpolation: sub-pixel motion blends cells and loses variance."""
+
+    name = "bilinear"
+    mode = "bilinear"
+
+
+def _lookup(noise: torch.Tensor, backward: torch.Tensor, mode: str) -> torch.Tensor:
+    if mode == "bilinear":
+        return warp_bilinear(noise, backward)
+    from wdiff.flow.ops import sample_grid
+
+    grid = sample_grid(backward.to(noise.dtype))
+    return torch.nn.functional.grid_sample(
+        noise, grid, mode="nearest", padding_mode="border", align_corners=True
+    )

@@ -1,0 +1,344 @@
+"""Gaussian-process noise by Random Fourier Features (Warped Diffusion, Daras et al. 2024, §3.1).
+
+Each channel is one random function on the plane,
+``xi(p) = sqrt(2/J) * sum_j w_j cos(<z_j, p> + b_j)``, with ``w ~ N(0, 1)``, ``b ~ U(0, 2 pi)``
+and ``z ~ N(0, l^-2 I)`` truncated at ``truncation`` standard deviations per axis: a
+squared-exponential kernel, band-limited. Coordinates ``p`` are in cells of the noise grid; the
+paper's length scale ``eps = 2 / (pi * resolution)`` on the unit square is ``l = 2 / pi`` cells,
+so the spectrum ends at pi per cell (Nyquist).
+
+A frame's noise is ``xi`` evaluated at a *position map*: frame 0 at the grid itself, frame j at
+``p_j(x) = p_{j-1}(x + backward(x))``, so warping never interpolates noise, only positions.
+Cells whose backward flow is invalid get positions of their own, far from all others (fresh
+noise); with ``extend=True`` they keep the continuous extension (the map followed outside the
+frame). Direct evaluation costs O(cells * J); the fast path evaluates ``xi`` once per tile of
+the plane on a grid ``oversample`` times finer (separable products, since
+``cos(<z, p> + b) = Re(e^{i b} e^{i z_x x} e^{i z_y y})``), pre-filters it for cubic B-spline
+interpolation, and then reads any position with four bilinear lookups (Sigg & Hadwiger 2005).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from wdiff.noise.base import Motion, NoiseState, Warper, generator
+
+FRESH_STRIDE = float(1 << 20)  # cells between generations of fresh positions (independent noise)
+BATCH_STRIDE = float(1 << 30)  # cells between the videos of a batch
+_POLE = math.sqrt(3.0) - 2.0  # cubic B-spline interpolation prefilter
+_PREFILTER_REACH = 10
+
+
+@dataclass
+class RandomFourierFeatures:
+    """J features per channel: frequencies ``z`` (C, J, 2), weights ``w`` (C, J), phases ``b``."""
+
+    z: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+
+    @classmethod
+    def sample(
+        cls,
+        channels: int,
+        count: int,
+        seed: int,
+        length_scale: float = 2 / math.pi,
+        truncation: float = 2.0,
+        device="cpu",
+    ) -> RandomFourierFeatures:
+        gen = generator(seed, "gp-features", device="cpu")
+        sigma = 1.0 / length_scale
+        z = torch.randn(channels, count, 2, generator=gen, dtype=torch.float64)
+        while True:  # truncated normal by rejection, per axis
+            bad = z.abs() > truncation
+            if not bad.any():
+                break
+            z[bad] = torch.randn(int(bad.sum()), generator=gen, dtype=torch.float64)
+        w = torch.randn(channels, count, generator=gen, dtype=torch.float64)
+        b = torch.rand(channels, count, generator=gen, dtype=torch.float64) * 2 * math.pi
+        return cls((z * sigma).to(device), w.to(device), b.to(device))
+
+    @property
+    def count(self) -> int:
+        return self.w.shape[1]
+
+    def direct(
+        self, positions: torch.Tensor, chunk: int = 4096, exact: bool = True
+    ) -> torch.Tensor:
+        """Evaluation at ``positions`` (P, 2) (x, y) -> (C, P). O(P * J * C).
+
+        ``exact``: float64 throughout (the reference). Otherwise the phases are formed in
+        float64, reduced mod 2 pi, and the cosines taken in float32 (about 1e-6 off, 2x faster).
+        """
+        out = []
+        scale = math.sqrt(2.0 / self.count)
+        for start in range(0, positions.shape[0], chunk):
+            p = positions[start : start + chunk].to(self.z)
+            phase = torch.einsum("pd,cjd->cpj", p, self.z) + self.b[:, None, :]
+            if exact:
+                out.append(scale * torch.einsum("cpj,cj->cp", torch.cos(phase), self.w))
+            else:
+                waves = torch.cos(_wrap(phase).float())
+                out.append(scale * torch.einsum("cpj,cj->cp", waves, self.w.float()))
+        return torch.cat(out, dim=1)
+
+    def on_grid(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """Evaluation on the lattice ``xs`` x ``ys`` (float64) -> (C, len(ys), len(xs)) float32."""
+        coefficient = (self.w * torch.exp(1j * self.b)).to(torch.complex64)  # (C, J)
+        along_x = torch.exp(1j * _wrap(xs[None, :, None] * self.z[:, None, :, 0]))
+        along_y = torch.exp(1j * _wrap(ys[None, :, None] * self.z[:, None, :, 1]))
+        along_x = along_x.to(torch.complex64)
+        along_y = along_y.to(torch.complex64) * coefficient[:, None, :]
+        values = torch.bmm(along_y, along_x.transpose(1, 2)).real
+        return values * math.sqrt(2.0 / self.count)
+
+
+def _wrap(phase: torch.Tensor) -> torch.Tensor:
+    """Reduce float64 phases mod 2 pi before the complex64 exponential keeps them accurate."""
+    return torch.remainder(phase, 2 * math.pi)
+
+
+def kernel(
+    lag: torch.Tensor, length_scale: float = 2 / math.pi, truncation: float = 2.0
+) -> torch.Tensor:
+    """Covariance of the truncated-spectrum GP at integer lag ``(dx, dy)`` (..., 2): the product
+    over axes of E[cos(z d)] for z ~ N(0, l^-2) truncated at ``truncation`` sigma."""
+    sigma = 1.0 / length_scale
+    grid = torch.linspace(-truncation, truncation, 20001, dtype=torch.float64)
+    density = torch.exp(-0.5 * grid**2)
+    density = density / density.sum()
+    lag = lag.to(torch.float64)
+    per_axis = (torch.cos(lag[..., None] * grid * sigma) * density).sum(-1)
+    return per_axis.prod(-1)
+
+
+class TileBank:
+    """``xi`` on square tiles of the plane, each ``tile`` cells wide, sampled ``oversample`` times
+    finer and prefiltered for cubic B-spline interpolation; evaluated on demand and kept."""
+
+    def __init__(
+        self,
+        features: RandomFourierFeatures,
+        tile: int = 32,
+        oversample: int = 4,
+        keep: int = 256,
+        direct_below: int = 256,
+    ):
+        self.features = features
+        self.tile = tile
+        self.oversample = oversample
+        self.halo = _PREFILTER_REACH + 2
+        self.size = tile * oversample + 2 * self.halo
+        self.keep = keep
+        self.direct_below = direct_below
+        self.tiles: dict[tuple[int, int], torch.Tensor] = {}
+        taps = torch.tensor(
+            [
+                math.sqrt(3.0) * _POLE ** abs(n)
+                for n in range(-_PREFILTER_REACH, _PREFILTER_REACH + 1)
+            ]
+        )
+        self.taps = taps.to(features.z.device, torch.float32)
+
+    def _build(self, key: tuple[int, int]) -> torch.Tensor:
+        steps = (
+            torch.arange(self.size, dtype=torch.float64, device=self.features.z.device) - self.halo
+        ) / self.oversample
+        xs = key[0] * self.tile + steps
+        ys = key[1] * self.tile + steps
+        values = self.features.on_grid(xs, ys)[:, None]  # (C, 1, S, S)
+        reach = _PREFILTER_REACH
+        values = F.conv2d(
+            F.pad(values, (reach, reach, 0, 0), mode="replicate"), self.taps.view(1, 1, 1, -1)
+        )
+        values = F.conv2d(
+            F.pad(values, (0, 0, reach, reach), mode="replicate"), self.taps.view(1, 1, -1, 1)
+        )
+        return values[:, 0]
+
+    def evaluate(self, positions: torch.Tensor) -> torch.Tensor:
+        """``xi`` at ``positions`` (P, 2) float64 -> (C, P) float32."""
+        keys = torch.floor(positions / self.tile).long()
+        unique, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
+        channels = self.features.w.shape[0]
+        out = torch.empty(channels, positions.shape[0], device=positions.device)
+        bank, slot_list, used = [], [], set()
+        for row, count in zip(unique.tolist(), counts.tolist(), strict=True):
+            key = (row[0], row[1])
+            used.add(key)
+            if key not in self.tiles and count < self.direct_below:
+                slot_list.append(-1)  # a few points in a new tile: cheaper to evaluate directly
+                continue
+            if key not in self.tiles:
+                self.tiles[key] = self._build(key)
+            slot_list.append(len(bank))
+            bank.append(self.tiles[key])
+        slots = torch.tensor(slot_list, device=positions.device, dtype=torch.long)[inverse]
+        use_bank = slots >= 0
+        if use_bank.any():
+            chosen = positions[use_bank]
+            local = (
+                chosen - keys[use_bank].to(chosen.dtype) * self.tile
+            ) * self.oversample + self.halo
+            out[:, use_bank] = _bspline(torch.stack(bank), slots[use_bank], local.float())
+        if (~use_bank).any():
+            out[:, ~use_bank] = self.features.direct(positions[~use_bank], exact=False).float()
+        self._evict(used)
+        return out
+
+    def _evict(self, used: set) -> None:
+        if len(self.tiles) <= self.keep:
+            return
+        for key in [k for k in self.tiles if k not in used][: len(self.tiles) - self.keep]:
+            del self.tiles[key]
+
+
+def _bspline(bank: torch.Tensor, slots: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+    """Cubic B-spline interpolation of prefiltered tiles ``bank`` (T, C, S, S) at ``local`` (P, 2)
+    fine-grid coordinates of tile ``slots`` (P,): four trilinear lookups with exact tile index."""
+    tiles, channels, size, _ = bank.shape
+    base = torch.floor(local)
+    t = local - base
+    w0 = (1 - t) ** 3 / 6
+    w1 = (3 * t**3 - 6 * t**2 + 4) / 6
+    w2 = (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6
+    w3 = t**3 / 6
+    g0, g1 = w0 + w1, w2 + w3
+    h0, h1 = base - 1 + w1 / g0, base + 1 + w3 / g1
+    volume = bank.permute(1, 0, 2, 3)[None]  # (1, C, T, S, S)
+    depth = (
+        slots.to(local.dtype) * (2.0 / max(tiles - 1, 1)) - 1.0
+        if tiles > 1
+        else torch.zeros_like(slots, dtype=local.dtype)
+    )
+    scale = 2.0 / (size - 1)
+    out = 0.0
+    for gx, hx in ((g0[:, 0], h0[:, 0]), (g1[:, 0], h1[:, 0])):
+        for gy, hy in ((g0[:, 1], h0[:, 1]), (g1[:, 1], h1[:, 1])):
+            grid = torch.stack([hx * scale - 1, hy * scale - 1, depth], dim=-1)
+            if tiles == 1:
+                values = F.grid_sample(
+                    bank[0][None],
+                    grid[None, None, :, :2],
+                    mode="bilinear",
+                    padding_mode="border",
+                    align_corners=True,
+                )[0, :, 0]
+            else:
+                values = F.grid_sample(
+                    volume,
+                    grid[None, None, None],
+                    mode="bilinear",
+                    padding_mode="border",
+                    align_corners=True,
+                )[0, :, 0, 0]
+            out = out + (gx * gy) * values
+    return out
+
+
+@dataclass
+class GPState:
+    positions: torch.Tensor  # (B, 2, h, w) float64, cells
+
+
+class GPWarper(Warper):
+    """Warped GP noise: positions follow the flow, noise is ``xi`` read at the positions."""
+
+    name = "gp"
+
+    def __init__(
+        self,
+        features: int = 3000,
+        length_scale: float = 2 / math.pi,
+        truncation: float = 2.0,
+        extend: bool = False,
+        fast: bool = True,
+        oversample: int = 4,
+        tile: int = 32,
+    ):
+        self.feature_count = features
+        self.length_scale = length_scale
+        self.truncation = truncation
+        self.extend = extend
+        self.fast = fast
+        self.oversample = oversample
+        self.tile = tile
+        self._bank: TileBank | None = None
+        self._bank_seed: tuple | None = None
+
+    def init(self, shape, seed: int, device="cpu") -> NoiseState:
+        batch, channels, height, width = shape
+        positions = _grid(batch, height, width, device)
+        positions[:, 0] += (
+            BATCH_STRIDE * torch.arange(batch, device=device, dtype=torch.float64)[:, None, None]
+        )
+        state = NoiseState(0, torch.empty(0), seed, GPState(positions))
+        state.noise = self.evaluate(state, channels)
+        return state
+
+    def _features(self, seed: int, channels: int, device) -> TileBank:
+        key = (seed, channels, str(device))
+        if self._bank is None or self._bank_seed != key:
+            features = RandomFourierFeatures.sample(
+                channels, self.feature_count, seed, self.length_scale, self.truncation, device
+            )
+            self._bank = TileBank(features, self.tile, self.oversample)
+            self._bank_seed = key
+        return self._bank
+
+    def evaluate(self, state: NoiseState, channels: int) -> torch.Tensor:
+        positions = state.extra.positions
+        batch, _, height, width = positions.shape
+        bank = self._features(state.seed, channels, positions.device)
+        flat = positions.permute(0, 2, 3, 1).reshape(-1, 2)
+        values = bank.evaluate(flat) if self.fast else bank.features.direct(flat).float()
+        return values.view(channels, batch, height, width).permute(1, 0, 2, 3).contiguous()
+
+    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
+        frame = state.frame + 1
+        positions = state.extra.positions
+        batch, _, height, width = positions.shape
+        backward = motion.backward.to(torch.float64)
+        grid = _grid(batch, height, width, positions.device)
+        landing = grid + backward
+        normalised = torch.stack(
+            [landing[:, 0] * 2 / max(width - 1, 1) - 1, landing[:, 1] * 2 / max(height - 1, 1) - 1],
+            dim=-1,
+        )
+        # positions = landing point + displacement there; the displacement is held constant
+        # beyond the frame's edge, which is the continuous extension of the map
+        displacement = positions - grid
+        smooth = landing + F.grid_sample(
+            displacement, normalised, mode="bilinear", padding_mode="border", align_corners=True
+        )
+        nearest = landing + F.grid_sample(
+            displacement, normalised, mode="nearest", padding_mode="border", align_corners=True
+        )
+        # across a seam between generations, blending positions would invent far-away ones
+        seam = (smooth - nearest).abs().amax(dim=1, keepdim=True) > 2.0
+        moved = torch.where(seam, nearest, smooth)
+        if not self.extend:
+            fresh = grid.clone()
+            fresh[:, 1] += FRESH_STRIDE * frame
+            fresh[:, 0] += (
+                BATCH_STRIDE
+                * torch.arange(batch, device=grid.device, dtype=grid.dtype)[:, None, None]
+            )
+            moved = torch.where(motion.valid_backward, moved, fresh)
+        next_state = NoiseState(frame, torch.empty(0), state.seed, GPState(moved))
+        next_state.noise = self.evaluate(next_state, state.noise.shape[1])
+        return next_state
+
+
+def _grid(batch: int, height: int, width: int, device) -> torch.Tensor:
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64, device=device),
+        torch.arange(width, dtype=torch.float64, device=device),
+        indexing="ij",
+    )
+    return torch.stack([xs, ys])[None].repeat(batch, 1, 1, 1)
