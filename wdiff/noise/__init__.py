@@ -16,7 +16,7 @@ METHODS = ("gp", "integral", "bilinear", "nearest", "fixed", "resample")
 
 
 def make_warper(method: str, **options) -> Warper:
-    """The warper named ``method``; ``options`` go to GPWarper (e.g. ``extend``) or IntegralWarper."""
+    """The warper named ``method``; ``options`` go to its constructor (e.g. ``extend`` for gp)."""
     from wdiff.errors import WdiffError
 
     if method == "gp":

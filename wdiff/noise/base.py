@@ -33,7 +33,7 @@ class Motion:
 
     @classmethod
     def from_field(cls, field, index: int, grid: int = 1, device=None) -> Motion:
-        """The motion from frame ``index - 1`` to ``index`` of a FlowField, on a grid ``grid``x coarser."""
+        """Frame ``index - 1`` -> ``index`` of a FlowField, on a grid ``grid`` times coarser."""
         from wdiff.flow.ops import resize_to_grid
 
         pair = index - 1
