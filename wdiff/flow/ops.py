@@ -83,13 +83,17 @@ def resize_to_grid(
 
     The only place pixel flow meets a coarser grid: area-average over each ``factor`` x
     ``factor`` cell, divide by ``factor`` (grid units). A cell is valid when at least
-    ``min_valid`` of its pixels are. Sizes must be multiples of ``factor``.
+    ``min_valid`` of its pixels are. Sizes that are not multiples of ``factor`` are padded at
+    the bottom/right by repeating the edge (the grid has ``ceil(size / factor)`` cells).
     """
     if factor == 1:
         return flow, valid
     height, width = flow.shape[-2:]
-    if height % factor or width % factor:
-        raise ValueError(f"frame size {width}x{height} is not a multiple of the grid {factor}")
+    pad = (0, (-width) % factor, 0, (-height) % factor)
+    if any(pad):
+        flow = F.pad(flow, pad, mode="replicate")
+        if valid is not None:
+            valid = F.pad(valid.float(), pad, mode="replicate") > 0.5
     coarse = F.avg_pool2d(flow, factor) / factor
     if valid is None:
         return coarse, None

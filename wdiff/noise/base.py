@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from wdiff.flow.ops import warp_bilinear
+from wdiff.flow.ops import sample_grid, warp_bilinear
 
 
 @dataclass
@@ -132,11 +132,11 @@ class BilinearWarper(NearestWarper):
 
 
 def _lookup(noise: torch.Tensor, backward: torch.Tensor, mode: str) -> torch.Tensor:
+    # float64 coordinates: integer shifts then land exactly on cells
+    noise64, backward64 = noise.double(), backward.double()
     if mode == "bilinear":
-        return warp_bilinear(noise, backward)
-    from wdiff.flow.ops import sample_grid
-
-    grid = sample_grid(backward.to(noise.dtype))
+        return warp_bilinear(noise64, backward64).to(noise.dtype)
+    grid = sample_grid(backward64)
     return torch.nn.functional.grid_sample(
-        noise, grid, mode="nearest", padding_mode="border", align_corners=True
-    )
+        noise64, grid, mode="nearest", padding_mode="border", align_corners=True
+    ).to(noise.dtype)

@@ -1,0 +1,188 @@
+"""Noise warpers: statistics over many frames, integer-shift exactness, GP kernel, fast path."""
+
+import math
+
+import pytest
+import torch
+from scipy import stats
+
+from wdiff.flow.ops import consistency_mask
+from wdiff.noise import GPWarper, Motion, kernel, make_warper
+
+SIZE = 128
+
+
+def affine_motion(kind: str, size: int = SIZE) -> Motion:
+    """Sub-pixel motion of the grid about its centre: translation, rotation 2 deg or zoom 3%."""
+    ys, xs = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
+    c = (size - 1) / 2
+    if kind == "translation":
+        forward = torch.stack([torch.full_like(xs, 0.43), torch.full_like(ys, -0.27)])
+        backward = -forward
+    else:
+        if kind == "rotation":
+            angle = math.radians(2.0)
+            m = torch.tensor(
+                [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
+            )
+        else:
+            m = torch.eye(2) * 1.03
+        points = torch.stack([xs - c, ys - c]).reshape(2, -1)
+        forward = (m @ points - points).reshape(2, size, size)
+        backward = (torch.linalg.inv(m) @ points - points).reshape(2, size, size)
+    forward, backward = forward[None], backward[None]
+    return Motion(
+        backward, consistency_mask(backward, forward), forward, consistency_mask(forward, backward)
+    )
+
+
+def shift_motion(dx: int, dy: int, size: int = 64) -> Motion:
+    forward = torch.zeros(1, 2, size, size)
+    forward[:, 0], forward[:, 1] = dx, dy
+    backward = -forward
+    return Motion(
+        backward, consistency_mask(backward, forward), forward, consistency_mask(forward, backward)
+    )
+
+
+def run(method: str, motion: Motion, frames: int, seed: int = 0, channels: int = 4, **options):
+    warper = make_warper(method, **options)
+    size = motion.backward.shape[-1]
+    state = warper.init((1, channels, size, size), seed)
+    for _ in range(frames):
+        state = warper.warp(state, motion)
+    return warper, state, warper.sample(state)
+
+
+def lag1(noise: torch.Tensor) -> float:
+    centred = noise - noise.mean()
+    horizontal = (centred[..., 1:] * centred[..., :-1]).mean()
+    vertical = (centred[..., 1:, :] * centred[..., :-1, :]).mean()
+    return float((horizontal + vertical) / 2 / centred.var())
+
+
+@pytest.mark.parametrize("kind", ["translation", "rotation", "zoom"])
+def test_integral_keeps_white_gaussian_noise_after_16_frames(kind):
+    _, _, noise = run("integral", affine_motion(kind), 16)
+    values = noise.flatten().double()
+    assert abs(float(values.mean())) <= 0.02
+    assert abs(float(values.std()) - 1) <= 0.02
+    assert abs(lag1(noise)) <= 0.03
+    assert stats.kstest(values.numpy(), "norm").pvalue > 0.01
+
+
+@pytest.mark.parametrize("kind", ["translation", "rotation"])
+def test_integral_noise_is_carried_along_the_motion(kind):
+    warper = make_warper("integral")
+    motion = affine_motion(kind)
+    state = warper.init((1, 4, SIZE, SIZE), 0)
+    before = warper.sample(state)
+    after = warper.sample(warper.warp(state, motion))
+    from wdiff.flow.ops import warp_bilinear
+
+    expected = warp_bilinear(before, motion.backward)  # where the noise came from
+    valid = motion.valid_backward.expand_as(after)
+    correlation = torch.corrcoef(torch.stack([after[valid], expected[valid]]))[0, 1]
+    assert correlation > 0.5  # bilinear lookups of white noise average ~0.75 of the variance
+
+
+def test_bilinear_loses_variance_as_the_papers_say():
+    """Bilinear warping averages neighbouring cells: after 16 sub-pixel steps the noise is far
+    from unit variance and strongly correlated, so a diffusion model sees blurry noise."""
+    _, _, noise = run("bilinear", affine_motion("translation"), 16)
+    assert float(noise.std()) < 0.5
+    assert lag1(noise) > 0.3
+
+
+def test_gp_matches_its_kernel_at_lags_0_to_3():
+    lags = torch.tensor([[0, 0], [1, 0], [2, 0], [3, 0], [0, 1], [0, 2], [0, 3]])
+    expected = kernel(lags.double())
+    for frames in (0, 4):  # fresh, and after warping along a rotation
+        measured = torch.zeros(len(lags), dtype=torch.float64)
+        seeds = (0, 1)
+        for seed in seeds:
+            _, _, noise = run("gp", affine_motion("rotation"), frames, seed=seed, channels=4)
+            n = noise.double()[..., 8:-8, 8:-8]
+            for row, (dx, dy) in enumerate(lags.tolist()):
+                a = n[..., : n.shape[-2] - dy, : n.shape[-1] - dx]
+                b = n[..., dy:, dx:]
+                measured[row] += (a * b).mean() / len(seeds)
+        assert torch.allclose(measured, expected, atol=0.03), (frames, measured, expected)
+
+
+def test_gp_fast_path_agrees_with_direct_evaluation():
+    warper, state, fast = run("gp", affine_motion("rotation", 64), 3, seed=5)
+    positions = state.extra.positions.permute(0, 2, 3, 1).reshape(-1, 2)
+    direct = warper._bank.features.direct(positions).float().view(4, 1, 64, 64).permute(1, 0, 2, 3)
+    error = fast - direct
+    assert float(error.pow(2).mean().sqrt()) <= 1e-3
+    assert float(error.abs().max()) <= 1e-2
+    slow = GPWarper(fast=False)
+    state = slow.init((1, 4, 64, 64), 5)
+    for _ in range(3):
+        state = slow.warp(state, affine_motion("rotation", 64))
+    assert float((slow.sample(state) - fast).abs().max()) <= 1e-2
+
+
+@pytest.mark.parametrize("method", ["gp", "integral", "nearest", "bilinear"])
+def test_integer_shift_reproduces_the_noise_exactly_inside(method):
+    warper = make_warper(method)
+    state = warper.init((1, 4, 64, 64), 3)
+    before = warper.sample(state).clone()
+    after = warper.sample(warper.warp(state, shift_motion(3, -2)))
+    # content moved by (+3, -2): after[y, x] = before[y + 2, x - 3]
+    torch.testing.assert_close(after[..., 4:-4, 4:-4], before[..., 6:-2, 1:-7], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["gp", "integral", "nearest", "bilinear", "fixed", "resample"])
+def test_same_seed_same_noise(method):
+    motion = affine_motion("rotation", 48)
+    a = run(method, motion, 3, seed=11)[2]
+    b = run(method, motion, 3, seed=11)[2]
+    c = run(method, motion, 3, seed=12)[2]
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert not torch.allclose(a, c)
+
+
+def test_gp_fresh_cells_are_new_noise_and_extend_keeps_the_field():
+    motion = shift_motion(5, 0)  # a 5-cell strip enters on the left
+    plain = GPWarper()
+    state = plain.init((1, 4, 64, 64), 2)
+    before = plain.sample(state)
+    after = plain.sample(plain.warp(state, motion))
+    entering = ~motion.valid_backward[0, 0]
+    assert entering[:, :5].all() and not entering[:, 8:].any()
+    # fresh cells are unrelated to what was on screen, and have unit variance
+    old = before[..., entering]
+    new = after[..., entering]
+    assert abs(float(torch.corrcoef(torch.stack([old.flatten(), new.flatten()]))[0, 1])) < 0.1
+    assert abs(float(new.std()) - 1) < 0.1
+    extended = GPWarper(extend=True)
+    state = extended.init((1, 4, 64, 64), 2)
+    grown = extended.sample(extended.warp(state, motion))
+    # with the extension, the entering strip continues the field: the same function, read left
+    direct = (
+        extended._bank.features.direct(
+            torch.stack(
+                torch.meshgrid(torch.arange(64.0), torch.arange(-5.0, 59.0), indexing="ij")[::-1],
+                -1,
+            )
+            .reshape(-1, 2)
+            .double()
+        )
+        .float()
+        .view(4, 64, 64)
+    )
+    assert float((grown[0] - direct).abs().max()) < 1e-2
+
+
+def test_motion_from_a_flow_field_on_a_coarser_grid():
+    from wdiff.flow import FlowField
+
+    forward = torch.zeros(2, 2, 36, 52)
+    forward[:, 0] = 8.0
+    valid = torch.ones(2, 1, 36, 52, dtype=torch.bool)
+    field = FlowField(forward, -forward, valid, valid)
+    motion = Motion.from_field(field, 1, grid=8)
+    assert motion.forward.shape == (1, 2, 5, 7)  # ceil(36/8) x ceil(52/8)
+    torch.testing.assert_close(motion.forward[:, 0], torch.ones(1, 5, 7))
