@@ -186,3 +186,71 @@ def test_motion_from_a_flow_field_on_a_coarser_grid():
     motion = Motion.from_field(field, 1, grid=8)
     assert motion.forward.shape == (1, 2, 5, 7)  # ceil(36/8) x ceil(52/8)
     torch.testing.assert_close(motion.forward[:, 0], torch.ones(1, 5, 7))
+
+
+def test_warp_noise_command_writes_noise_and_stats(tmp_path):
+    import json
+
+    from media import make_clip
+    from safetensors import safe_open
+
+    from wdiff.cli import main
+    from wdiff.video import open_video
+
+    clip = make_clip(tmp_path / "in.mp4", frames=5, size=(64, 48), audio=False)
+    out, stats_path, viz = tmp_path / "n.safetensors", tmp_path / "s.json", tmp_path / "v.mp4"
+    code = main(
+        [
+            "-q",
+            "warp-noise",
+            str(clip),
+            "--method",
+            "integral",
+            "--grid",
+            "8",
+            "--channels",
+            "3",
+            "-o",
+            str(out),
+            "--stats",
+            str(stats_path),
+            "--viz",
+            str(viz),
+            "--no-cache",
+            "--seed",
+            "4",
+        ]
+    )
+    assert code == 0
+    with safe_open(str(out), framework="pt") as handle:
+        noise = handle.get_tensor("noise")
+        assert handle.metadata()["method"] == "integral"
+    assert noise.shape == (5, 3, 6, 8) and noise.dtype == torch.float32
+    rows = json.loads(stats_path.read_text())["frames"]
+    assert len(rows) == 5 and rows[0]["temporal_correlation"] is None
+    assert rows[1]["temporal_correlation"] > 0.5  # the pattern moves 1 px/frame: noise follows
+    assert open_video(viz).info.frame_count == 5
+    again = tmp_path / "again.safetensors"
+    assert (
+        main(
+            [
+                "-q",
+                "warp-noise",
+                str(clip),
+                "--method",
+                "integral",
+                "--grid",
+                "8",
+                "--channels",
+                "3",
+                "-o",
+                str(again),
+                "--no-cache",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
+    with safe_open(str(again), framework="pt") as handle:
+        torch.testing.assert_close(handle.get_tensor("noise"), noise, atol=0, rtol=0)

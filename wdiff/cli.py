@@ -296,14 +296,124 @@ def flow(
 
 @app.command(
     "warp-noise",
-    context_settings=_PASS_THROUGH,
     help=(
-        "Warp diffusion noise along a video's flow (GP, integral, bilinear, ...).\n\n"
-        "Example:\n\n  wdiff warp-noise in.mp4 --method gp -o noise.safetensors --grid 8"
+        "Warp diffusion noise along a video's optical flow and save it.\n\n"
+        "Writes a safetensors file with `noise`, float32 (N, C, h, w), on a grid GRID times "
+        "coarser than the frames. Methods: gp (the paper's GP noise by Random Fourier "
+        "Features), integral (How I Warped Your Noise), bilinear, nearest, fixed, resample.\n\n"
+        "Examples:\n\n"
+        "  wdiff warp-noise in.mp4 --method gp -o noise.safetensors --grid 8\n\n"
+        "  wdiff warp-noise in.mp4 --method integral --stats stats.json --viz noise.mp4"
     ),
 )
-def warp_noise(ctx: typer.Context) -> None:
-    _not_built("warp-noise", 4)
+def warp_noise(
+    ctx: typer.Context,
+    input: Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Noise file [default: INPUT.noise.safetensors]."),
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="gp, integral, bilinear, nearest, fixed or resample.")
+    ] = "gp",
+    channels: Annotated[int, typer.Option("--channels", help="Noise channels.", min=1)] = 4,
+    grid: Annotated[
+        int, typer.Option("--grid", help="Cells per frame pixel block (8 = a latent grid).", min=1)
+    ] = 1,
+    gp_extend: Annotated[
+        bool,
+        typer.Option(
+            "--gp-extend",
+            help="gp: entering/disoccluded cells continue the field "
+            "instead of getting fresh noise.",
+        ),
+    ] = False,
+    flow_method: Annotated[str, typer.Option("--flow", help="dis, farneback or raft.")] = "dis",
+    raft_weights: Annotated[
+        Path | None, typer.Option("--raft-weights", help="Local RAFT weights (.pth).")
+    ] = None,
+    stats: Annotated[
+        Path | None, typer.Option("--stats", help="Per-frame statistics as JSON here.")
+    ] = None,
+    viz: Annotated[
+        Path | None, typer.Option("--viz", help="Frames beside their noise (channels 0-2).")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Flow cache [default: ~/.cache/wdiff].")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not use the flow cache.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing outputs.")
+    ] = False,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    debug: DebugOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from wdiff import flow as flows
+    from wdiff import noise as noises
+    from wdiff.outputs import atomic_output, check_output
+    from wdiff.progress import progress_bar
+    from wdiff.video import check_video_output, open_video, resolve_input
+
+    options = _options(ctx, device, seed, debug, quiet)
+    source = resolve_input(input)
+    output = output or default_output(source, f".noise-{method}.safetensors")
+    check_output(output, [source], overwrite)
+    for extra in (stats, viz):
+        if extra is not None:
+            check_output(extra, [source, output], overwrite)
+    if viz is not None:
+        check_video_output(viz)
+    warper = noises.make_warper(
+        method, **({"extend": True} if gp_extend and method == "gp" else {})
+    )
+    reader = open_video(source, fps=fps)
+    flows.check_enough_frames(reader.info)
+    torch_device = options.torch_device()
+    estimator = flows.make_estimator(flow_method, raft_weights=raft_weights, device=torch_device)
+    cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
+    frames = reader.info.frame_count
+    with progress_bar(f"flow ({flow_method})", frames - 1, options.quiet) as advance:
+        field, _ = flows.estimate_video_flows(reader, estimator, cache=cache, advance=advance)
+    all_noise, rows, previous = [], [], None
+    with progress_bar(f"noise ({method})", frames, options.quiet) as advance:
+        for index, (noise, motion) in enumerate(
+            noises.warp_video_noise(field, warper, channels, options.seed, grid, torch_device)
+        ):
+            rows.append({"frame": index, **noises.frame_stats(noise, previous, motion)})
+            all_noise.append(noise.cpu())
+            previous = noise
+            advance(1)
+    tensor = torch.cat(all_noise).float().contiguous()
+    metadata = {
+        "method": method,
+        "seed": str(options.seed),
+        "grid": str(grid),
+        "channels": str(channels),
+        "source": source.name,
+        "flow": flow_method,
+        "gp_extend": str(gp_extend).lower(),
+    }
+    with atomic_output(output) as temporary:
+        save_file({"noise": tensor}, str(temporary), metadata=metadata)
+    if stats is not None:
+        with atomic_output(stats) as temporary:
+            temporary.write_text(json.dumps({**metadata, "frames": rows}, indent=2) + "\n")
+    if viz is not None:
+        noises.write_noise_video(reader, tensor, viz)
+    if not options.quiet:
+        for path in (output, stats, viz):
+            if path is not None:
+                _note(f"wrote {path}")
 
 
 @app.command(

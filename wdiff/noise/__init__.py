@@ -11,6 +11,7 @@ from wdiff.noise.base import (
 )
 from wdiff.noise.gp import GPWarper, RandomFourierFeatures, kernel
 from wdiff.noise.integral import IntegralWarper
+from wdiff.noise.video_noise import frame_stats, grid_shape, warp_video_noise, write_noise_video
 
 METHODS = ("gp", "integral", "bilinear", "nearest", "fixed", "resample")
 
@@ -46,6 +47,10 @@ __all__ = [
     "RandomFourierFeatures",
     "ResampleWarper",
     "Warper",
+    "frame_stats",
+    "grid_shape",
     "kernel",
     "make_warper",
+    "warp_video_noise",
+    "write_noise_video",
 ]
