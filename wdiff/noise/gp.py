@@ -9,10 +9,11 @@ so the spectrum ends at pi per cell (Nyquist).
 
 A frame's noise is ``xi`` evaluated at a *position map*: frame 0 at the grid itself, frame j at
 ``p_j(x) = p_{j-1}(x + backward(x))``, so warping never interpolates noise, only positions.
-Cells whose backward flow is invalid get positions of their own, far from all others (fresh
-noise); with ``extend=True`` they keep the continuous extension (the map followed outside the
-frame). Direct evaluation costs O(cells * J); the fast path evaluates ``xi`` once per tile of
-the plane on a grid ``oversample`` times finer (separable products, since
+Cells whose backward flow is invalid get positions of their own (fresh noise): the continued
+map moved into a copy of the plane far away where nothing on screen clashes (``_rehome``);
+with ``extend=True`` they keep the continuous extension (the map followed outside the frame).
+Direct evaluation costs O(cells * J); the fast path evaluates ``xi`` once per tile of the plane
+on a grid ``oversample`` times finer (separable products, since
 ``cos(<z, p> + b) = Re(e^{i b} e^{i z_x x} e^{i z_y y})``), pre-filters it for cubic B-spline
 interpolation, and then reads any position with four bilinear lookups (Sigg & Hadwiger 2005).
 """
@@ -127,7 +128,7 @@ class TileBank:
         tile: int = 32,
         oversample: int = 4,
         keep: int = 256,
-        direct_below: int = 256,
+        direct_below: int = 400,
     ):
         self.features = features
         self.tile = tile
@@ -137,6 +138,7 @@ class TileBank:
         self.keep = keep
         self.direct_below = direct_below
         self.tiles: dict[tuple[int, int], torch.Tensor] = {}
+        self.spent: dict[tuple[int, int], int] = {}
         taps = torch.tensor(
             [
                 math.sqrt(3.0) * _POLE ** abs(n)
@@ -171,8 +173,12 @@ class TileBank:
         for row, count in zip(unique.tolist(), counts.tolist(), strict=True):
             key = (row[0], row[1])
             used.add(key)
-            if key not in self.tiles and count < self.direct_below:
-                slot_list.append(-1)  # a few points in a new tile: cheaper to evaluate directly
+            spent = self.spent.get(key, 0) + count
+            if key not in self.tiles and spent < self.direct_below:
+                # a few points in a tile not built: evaluate them directly until the points
+                # spent on it would have paid for building it (ski rental: at most 2x the best)
+                self.spent[key] = spent
+                slot_list.append(-1)
                 continue
             if key not in self.tiles:
                 self.tiles[key] = self._build(key)
@@ -323,16 +329,69 @@ class GPWarper(Warper):
         seam = (smooth - nearest).abs().amax(dim=1, keepdim=True) > 2.0
         moved = torch.where(seam, nearest, smooth)
         if not self.extend:
-            fresh = grid.clone()
-            fresh[:, 1] += FRESH_STRIDE * frame
-            fresh[:, 0] += (
-                BATCH_STRIDE
-                * torch.arange(batch, device=grid.device, dtype=grid.dtype)[:, None, None]
-            )
-            moved = torch.where(motion.valid_backward, moved, fresh)
+            births = ~motion.valid_backward.expand_as(moved[:, :1])[:, 0]
+            if births.any():
+                moved = _rehome(moved, births)
         next_state = NoiseState(frame, torch.empty(0), state.seed, GPState(moved))
         next_state.noise = self.evaluate(next_state, state.noise.shape[1])
         return next_state
+
+
+_CLEARANCE = 3  # cells: beyond this the kernel is below 1e-3, the noise independent
+
+
+def _slot(y: torch.Tensor) -> torch.Tensor:
+    return torch.floor(y / FRESH_STRIDE + 0.5)
+
+
+def _keys(cells: torch.Tensor) -> torch.Tensor:
+    """Integer cells (..., 2) -> int64 keys (x may span the batch strides, y stays in a slot)."""
+    return (cells[..., 0] + (1 << 35)) * (1 << 24) + (cells[..., 1] + (1 << 23))
+
+
+def _rehome(positions: torch.Tensor, births: torch.Tensor) -> torch.Tensor:
+    """Give born cells (disoccluded or entering) fresh noise: their continued positions, moved to
+    the first slot (a copy of the plane FRESH_STRIDE cells down) where they clash with no cell
+    on screen. A clash is a cell within _CLEARANCE in the plane that is not where the same
+    offset puts it on screen: such a pair would repeat noise between unrelated places, while a
+    consistent neighbour (a pan writing new ground beside the last frame's births) is just the
+    field going on. Slots are reused, so their tiles are evaluated once for many frames."""
+    batch, _, height, width = positions.shape
+    screen = _grid(batch, height, width, positions.device)
+    screen[:, 0] += (
+        BATCH_STRIDE
+        * torch.arange(batch, device=positions.device, dtype=torch.float64)[:, None, None]
+    )
+    cells = positions.permute(0, 2, 3, 1)
+    screen = screen.permute(0, 2, 3, 1)
+    born, born_screen = cells[births], screen[births]
+    kept, kept_screen = cells[~births], screen[~births]
+    kept_slot = _slot(kept[:, 1])
+    kept_local = torch.stack([kept[:, 0], kept[:, 1] - kept_slot * FRESH_STRIDE], dim=-1)
+    born_local = torch.stack([born[:, 0], born[:, 1] - _slot(born[:, 1]) * FRESH_STRIDE], dim=-1)
+    reach = torch.arange(-_CLEARANCE, _CLEARANCE + 1, device=positions.device, dtype=torch.float64)
+    around = torch.stack(torch.meshgrid(reach, reach, indexing="xy"), dim=-1).reshape(-1, 2)
+    near = _keys(torch.round(born_local)[:, None, :] + around[None])  # (n, 49)
+    slot = torch.zeros(born.shape[0], dtype=torch.float64, device=positions.device)
+    candidate = 1
+    while (slot == 0).any():
+        open_ = (slot == 0).nonzero().squeeze(1)
+        in_slot = (kept_slot == candidate).nonzero().squeeze(1)
+        clash = torch.zeros(open_.shape[0], dtype=torch.bool, device=positions.device)
+        if in_slot.numel():
+            taken, order = torch.sort(_keys(torch.round(kept_local[in_slot])))
+            index = torch.searchsorted(taken, near[open_]).clamp_max(taken.numel() - 1)
+            found = taken[index] == near[open_]
+            occupant = in_slot[order[index]]  # (m, 49) indices into kept
+            plane = kept_local[occupant] - born_local[open_, None, :]
+            view = kept_screen[occupant] - born_screen[open_, None, :]
+            clash = (found & ((plane - view).abs().amax(dim=-1) > 1.5)).any(dim=1)
+        slot[open_[~clash]] = candidate
+        candidate += 1
+    born_local[:, 1] += slot * FRESH_STRIDE
+    cells = cells.clone()
+    cells[births] = born_local
+    return cells.permute(0, 3, 1, 2)
 
 
 def _grid(batch: int, height: int, width: int, device) -> torch.Tensor:
