@@ -25,6 +25,9 @@ demo: setup
 	$(BIN)/wdiff info builtin:bunny
 	$(BIN)/wdiff flow builtin:bunny -o $(DEMO_OUT)/bunny.flows.safetensors \
 		--viz $(DEMO_OUT)/bunny.flow.mp4 --overwrite
+	$(BIN)/wdiff warp-noise builtin:bunny --method gp --grid 8 --overwrite \
+		-o $(DEMO_OUT)/bunny.noise-gp.safetensors --stats $(DEMO_OUT)/bunny.noise-gp.json \
+		--viz $(DEMO_OUT)/bunny.noise.mp4
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 lint: setup
