@@ -120,14 +120,17 @@ def kernel(
 
 class TileBank:
     """``xi`` on square tiles of the plane, each ``tile`` cells wide, sampled ``oversample`` times
-    finer and prefiltered for cubic B-spline interpolation; evaluated on demand and kept."""
+    finer and prefiltered for cubic B-spline interpolation; evaluated on demand and kept in one
+    atlas tensor (tiles side by side), so a read is four bilinear lookups into one image."""
+
+    COLUMNS = 16  # tiles per atlas row
 
     def __init__(
         self,
         features: RandomFourierFeatures,
         tile: int = 32,
         oversample: int = 4,
-        keep: int = 256,
+        keep: int = 4096,
         direct_below: int = 400,
     ):
         self.features = features
@@ -137,23 +140,28 @@ class TileBank:
         self.size = tile * oversample + 2 * self.halo
         self.keep = keep
         self.direct_below = direct_below
-        self.tiles: dict[tuple[int, int], torch.Tensor] = {}
-        self.spent: dict[tuple[int, int], int] = {}
-        taps = torch.tensor(
-            [
-                math.sqrt(3.0) * _POLE ** abs(n)
-                for n in range(-_PREFILTER_REACH, _PREFILTER_REACH + 1)
-            ]
+        self.slots: dict[int, int] = {}  # tile key -> atlas slot
+        self.spent: dict[int, int] = {}
+        self.free: list[int] = []
+        channels = features.w.shape[0]
+        self.atlas = torch.zeros(
+            1, channels, self.size, self.size * self.COLUMNS, device=features.z.device
         )
-        self.taps = taps.to(features.z.device, torch.float32)
+        taps = [
+            math.sqrt(3.0) * _POLE ** abs(n) for n in range(-_PREFILTER_REACH, _PREFILTER_REACH + 1)
+        ]
+        self.taps = torch.tensor(taps, device=features.z.device, dtype=torch.float32)
 
-    def _build(self, key: tuple[int, int]) -> torch.Tensor:
+    @property
+    def tiles(self) -> dict[int, int]:
+        return self.slots
+
+    def _build(self, tile_x: int, tile_y: int) -> torch.Tensor:
         steps = (
             torch.arange(self.size, dtype=torch.float64, device=self.features.z.device) - self.halo
         ) / self.oversample
-        xs = key[0] * self.tile + steps
-        ys = key[1] * self.tile + steps
-        values = self.features.on_grid(xs, ys)[:, None]  # (C, 1, S, S)
+        values = self.features.on_grid(tile_x * self.tile + steps, tile_y * self.tile + steps)
+        values = values[:, None]  # (C, 1, S, S)
         reach = _PREFILTER_REACH
         values = F.conv2d(
             F.pad(values, (reach, reach, 0, 0), mode="replicate"), self.taps.view(1, 1, 1, -1)
@@ -163,88 +171,98 @@ class TileBank:
         )
         return values[:, 0]
 
+    def _store(self, key: int, values: torch.Tensor) -> int:
+        slot = self.free.pop() if self.free else len(self.slots)
+        row, column = divmod(slot, self.COLUMNS)
+        rows = self.atlas.shape[-2] // self.size
+        if row >= rows:  # grow by doubling the rows
+            grown = self.atlas.new_zeros(
+                1, self.atlas.shape[1], 2 * rows * self.size, self.atlas.shape[-1]
+            )
+            grown[..., : rows * self.size, :] = self.atlas
+            self.atlas = grown
+        size = self.size
+        self.atlas[0, :, row * size : (row + 1) * size, column * size : (column + 1) * size] = (
+            values
+        )
+        self.slots[key] = slot
+        return slot
+
     def evaluate(self, positions: torch.Tensor) -> torch.Tensor:
         """``xi`` at ``positions`` (P, 2) float64 -> (C, P) float32."""
-        keys = torch.floor(positions / self.tile).long()
-        unique, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
-        channels = self.features.w.shape[0]
-        out = torch.empty(channels, positions.shape[0], device=positions.device)
-        bank, slot_list, used = [], [], set()
-        for row, count in zip(unique.tolist(), counts.tolist(), strict=True):
-            key = (row[0], row[1])
-            used.add(key)
+        cells = torch.floor(positions / self.tile).long()
+        keys = cells[:, 0] * _KEY_SPAN + cells[:, 1]
+        unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
+        slot_list = []
+        for key, count in zip(unique.tolist(), counts.tolist(), strict=True):
+            if key in self.slots:
+                slot_list.append(self.slots[key])
+                continue
             spent = self.spent.get(key, 0) + count
-            if key not in self.tiles and spent < self.direct_below:
-                # a few points in a tile not built: evaluate them directly until the points
-                # spent on it would have paid for building it (ski rental: at most 2x the best)
+            if spent < self.direct_below:
+                # few points in a tile not built: evaluate them directly until the points spent
+                # on it would have paid for building it (ski rental: at most twice the best)
                 self.spent[key] = spent
                 slot_list.append(-1)
                 continue
-            if key not in self.tiles:
-                self.tiles[key] = self._build(key)
-            slot_list.append(len(bank))
-            bank.append(self.tiles[key])
+            tile_x, tile_y = divmod(key, _KEY_SPAN)
+            if tile_y >= _KEY_SPAN // 2:
+                tile_x, tile_y = tile_x + 1, tile_y - _KEY_SPAN
+            slot_list.append(self._store(key, self._build(tile_x, tile_y)))
         slots = torch.tensor(slot_list, device=positions.device, dtype=torch.long)[inverse]
-        use_bank = slots >= 0
-        if use_bank.any():
-            chosen = positions[use_bank]
-            local = (
-                chosen - keys[use_bank].to(chosen.dtype) * self.tile
-            ) * self.oversample + self.halo
-            out[:, use_bank] = _bspline(torch.stack(bank), slots[use_bank], local.float())
-        if (~use_bank).any():
-            out[:, ~use_bank] = self.features.direct(positions[~use_bank], exact=False).float()
-        self._evict(used)
+        out = torch.empty(self.features.w.shape[0], positions.shape[0], device=positions.device)
+        in_atlas = slots >= 0
+        if in_atlas.any():
+            chosen = slots[in_atlas]
+            local = positions[in_atlas] - cells[in_atlas].to(positions.dtype) * self.tile
+            local = (local * self.oversample + self.halo).float()
+            row, column = chosen // self.COLUMNS, chosen % self.COLUMNS
+            atlas_xy = local + torch.stack([column, row], dim=-1).float() * self.size
+            out[:, in_atlas] = _bspline(self.atlas, atlas_xy)
+        if (~in_atlas).any():
+            out[:, ~in_atlas] = self.features.direct(positions[~in_atlas], exact=False).float()
+        self._evict(set(unique.tolist()))
         return out
 
     def _evict(self, used: set) -> None:
-        if len(self.tiles) <= self.keep:
+        if len(self.slots) <= self.keep:
             return
-        for key in [k for k in self.tiles if k not in used][: len(self.tiles) - self.keep]:
-            del self.tiles[key]
+        for key in [k for k in self.slots if k not in used][: len(self.slots) - self.keep]:
+            self.free.append(self.slots.pop(key))
 
 
-def _bspline(bank: torch.Tensor, slots: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
-    """Cubic B-spline interpolation of prefiltered tiles ``bank`` (T, C, S, S) at ``local`` (P, 2)
-    fine-grid coordinates of tile ``slots`` (P,): four trilinear lookups with exact tile index."""
-    tiles, channels, size, _ = bank.shape
-    base = torch.floor(local)
-    t = local - base
+_KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
+
+
+def _bspline(atlas: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Cubic B-spline interpolation of the prefiltered ``atlas`` (1, C, H, W) at ``points``
+    (P, 2) (x, y) in atlas samples -> (C, P): four bilinear lookups (Sigg & Hadwiger 2005)."""
+    height, width = atlas.shape[-2:]
+    base = torch.floor(points)
+    t = points - base
     w0 = (1 - t) ** 3 / 6
     w1 = (3 * t**3 - 6 * t**2 + 4) / 6
     w2 = (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6
     w3 = t**3 / 6
     g0, g1 = w0 + w1, w2 + w3
     h0, h1 = base - 1 + w1 / g0, base + 1 + w3 / g1
-    volume = bank.permute(1, 0, 2, 3)[None]  # (1, C, T, S, S)
-    depth = (
-        slots.to(local.dtype) * (2.0 / max(tiles - 1, 1)) - 1.0
-        if tiles > 1
-        else torch.zeros_like(slots, dtype=local.dtype)
-    )
-    scale = 2.0 / (size - 1)
-    out = 0.0
-    for gx, hx in ((g0[:, 0], h0[:, 0]), (g1[:, 0], h1[:, 0])):
-        for gy, hy in ((g0[:, 1], h0[:, 1]), (g1[:, 1], h1[:, 1])):
-            grid = torch.stack([hx * scale - 1, hy * scale - 1, depth], dim=-1)
-            if tiles == 1:
-                values = F.grid_sample(
-                    bank[0][None],
-                    grid[None, None, :, :2],
-                    mode="bilinear",
-                    padding_mode="border",
-                    align_corners=True,
-                )[0, :, 0]
-            else:
-                values = F.grid_sample(
-                    volume,
-                    grid[None, None, None],
-                    mode="bilinear",
-                    padding_mode="border",
-                    align_corners=True,
-                )[0, :, 0, 0]
-            out = out + (gx * gy) * values
-    return out
+    scale = torch.tensor([2.0 / (width - 1), 2.0 / (height - 1)], device=points.device)
+    lookups = torch.stack(
+        [
+            torch.stack([h0[:, 0], h0[:, 1]], -1),
+            torch.stack([h1[:, 0], h0[:, 1]], -1),
+            torch.stack([h0[:, 0], h1[:, 1]], -1),
+            torch.stack([h1[:, 0], h1[:, 1]], -1),
+        ]
+    )  # (4, P, 2)
+    weights = torch.stack(
+        [g0[:, 0] * g0[:, 1], g1[:, 0] * g0[:, 1], g0[:, 0] * g1[:, 1], g1[:, 0] * g1[:, 1]]
+    )  # (4, P)
+    grid = (lookups * scale - 1)[None]  # (1, 4, P, 2)
+    values = F.grid_sample(atlas, grid, mode="bilinear", padding_mode="border", align_corners=True)[
+        0
+    ]  # (C, 4, P)
+    return (values * weights[None]).sum(dim=1)
 
 
 @dataclass
