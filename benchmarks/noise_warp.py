@@ -1,6 +1,7 @@
 """Noise-warping speed: ms per frame of every method at 64², 128², 256² and 1024², C = 4.
 
-The motion is a sub-pixel rotation (0.5 deg) plus translation (0.35, -0.2) cells per frame about
+Methods: the six warpers and gp-extend (gp with ``extend=True``: no fresh cells). The motion is a
+sub-pixel rotation (0.5 deg) plus translation (0.35, -0.2) cells per frame about
 the grid's centre, so some cells enter at the edges every frame (fresh noise). For each method
 and size: the time of ``init`` (frame 0; for gp it includes evaluating the field on its tiles)
 and the mean time per ``warp`` + ``sample`` over the next frames (steady state). Then the batched
@@ -22,6 +23,8 @@ import torch
 
 from wdiff.flow.ops import consistency_mask
 from wdiff.noise import METHODS, Motion, make_warper
+
+VARIANTS = (*METHODS, "gp-extend")  # gp-extend: entering cells continue the field
 
 
 def motion(size: int, batch: int, device: str) -> Motion:
@@ -47,7 +50,7 @@ def sync(device: str) -> None:
 
 def measure(method: str, size: int, batch: int, frames: int, device: str) -> dict:
     step = motion(size, batch, device)
-    warper = make_warper(method)
+    warper = make_warper("gp", extend=True) if method == "gp-extend" else make_warper(method)
     sync(device)
     start = time.perf_counter()
     state = warper.init((batch, 4, size, size), 0, device)
@@ -83,7 +86,7 @@ def main() -> None:
     rows = []
     for device in devices:
         for size in args.sizes:
-            for method in METHODS:
+            for method in VARIANTS:
                 frames = args.frames if size < 1024 or device != "cpu" else max(2, args.frames // 4)
                 row = measure(method, size, 1, frames, device)
                 rows.append(row)
@@ -92,7 +95,7 @@ def main() -> None:
                     f"{row['ms_per_frame']:9.2f} ms/frame",
                     flush=True,
                 )
-        for method in METHODS:
+        for method in VARIANTS:
             row = measure(method, 128, args.batch, args.frames, device)
             rows.append(row)
             print(
