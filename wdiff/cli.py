@@ -100,6 +100,23 @@ QuietOption = Annotated[
 ]
 
 
+InputArgument = Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")]
+FpsOption = Annotated[
+    float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
+]
+CacheDirOption = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Flow cache [default: ~/.cache/wdiff].")
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Neither read nor write the flow cache.")
+]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+RaftWeightsOption = Annotated[
+    Path | None,
+    typer.Option("--raft-weights", help="Local RAFT weights (.pth); else torch's hub cache."),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"wdiff {__version__}")
@@ -140,11 +157,9 @@ def _options(ctx: typer.Context, device, seed, debug, quiet) -> GlobalOptions:
 )
 def info(
     ctx: typer.Context,
-    input: Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")],
+    input: InputArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    fps: Annotated[
-        float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
-    ] = None,
+    fps: FpsOption = None,
     device: DeviceOption = None,
     seed: SeedOption = None,
     debug: DebugOption = False,
@@ -186,6 +201,15 @@ def default_output(source: Path, suffix: str) -> Path:
     return folder / f"{source.stem if source.is_file() else source.name}{suffix}"
 
 
+def _video_flows(reader, estimator, cache, label: str, quiet: bool):
+    """The video's flows (from the cache when it has them), with a progress bar."""
+    from wdiff.flow import estimate_video_flows
+    from wdiff.progress import progress_bar
+
+    with progress_bar(f"flow ({label})", reader.info.frame_count - 1, quiet) as advance:
+        return estimate_video_flows(reader, estimator, cache=cache, advance=advance)
+
+
 def _note(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -212,7 +236,7 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 )
 def flow(
     ctx: typer.Context,
-    input: Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")],
+    input: InputArgument,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Flows file [default: INPUT.flows.safetensors]."),
@@ -222,10 +246,7 @@ def flow(
         str, typer.Option("--dis-preset", help="DIS quality: fast, medium or fine.")
     ] = "fine",
     raft_model: Annotated[str, typer.Option("--raft-model", help="large or small.")] = "large",
-    raft_weights: Annotated[
-        Path | None,
-        typer.Option("--raft-weights", help="Local RAFT weights (.pth); else torch's hub cache."),
-    ] = None,
+    raft_weights: RaftWeightsOption = None,
     mask: Annotated[
         str | None,
         typer.Option(
@@ -237,18 +258,10 @@ def flow(
     viz: Annotated[
         Path | None, typer.Option("--viz", help="Also write frames beside flow colours here.")
     ] = None,
-    fps: Annotated[
-        float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
-    ] = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Cache folder [default: ~/.cache/wdiff].")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing outputs.")
-    ] = False,
+    fps: FpsOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
     device: DeviceOption = None,
     seed: SeedOption = None,
     debug: DebugOption = False,
@@ -256,7 +269,6 @@ def flow(
 ) -> None:
     from wdiff import flow as flows
     from wdiff.outputs import check_output
-    from wdiff.progress import progress_bar
     from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
 
     options = _options(ctx, device, seed, debug, quiet)
@@ -279,8 +291,7 @@ def flow(
         device=options.torch_device(),
     )
     cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
-    with progress_bar(f"flow ({method})", reader.info.frame_count - 1, options.quiet) as advance:
-        field, cached = flows.estimate_video_flows(reader, estimator, cache=cache, advance=advance)
+    field, cached = _video_flows(reader, estimator, cache, method, options.quiet)
     if masks is not None:
         field = flows.complete_field(field, list(masks.frames()))
     field.save(output)
@@ -308,7 +319,7 @@ def flow(
 )
 def warp_noise(
     ctx: typer.Context,
-    input: Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")],
+    input: InputArgument,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Noise file [default: INPUT.noise.safetensors]."),
@@ -329,27 +340,17 @@ def warp_noise(
         ),
     ] = False,
     flow_method: Annotated[str, typer.Option("--flow", help="dis, farneback or raft.")] = "dis",
-    raft_weights: Annotated[
-        Path | None, typer.Option("--raft-weights", help="Local RAFT weights (.pth).")
-    ] = None,
+    raft_weights: RaftWeightsOption = None,
     stats: Annotated[
         Path | None, typer.Option("--stats", help="Per-frame statistics as JSON here.")
     ] = None,
     viz: Annotated[
         Path | None, typer.Option("--viz", help="Frames beside their noise (channels 0-2).")
     ] = None,
-    fps: Annotated[
-        float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
-    ] = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Flow cache [default: ~/.cache/wdiff].")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not use the flow cache.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing outputs.")
-    ] = False,
+    fps: FpsOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
     device: DeviceOption = None,
     seed: SeedOption = None,
     debug: DebugOption = False,
@@ -381,9 +382,8 @@ def warp_noise(
     torch_device = options.torch_device()
     estimator = flows.make_estimator(flow_method, raft_weights=raft_weights, device=torch_device)
     cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
+    field, _ = _video_flows(reader, estimator, cache, flow_method, options.quiet)
     frames = reader.info.frame_count
-    with progress_bar(f"flow ({flow_method})", frames - 1, options.quiet) as advance:
-        field, _ = flows.estimate_video_flows(reader, estimator, cache=cache, advance=advance)
     all_noise, rows, previous = [], [], None
     with progress_bar(f"noise ({method})", frames, options.quiet) as advance:
         for index, (noise, motion) in enumerate(

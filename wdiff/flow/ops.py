@@ -16,16 +16,23 @@ ALPHA_1 = 0.01
 ALPHA_2 = 0.5
 
 
-def sample_grid(flow: torch.Tensor) -> torch.Tensor:
-    """Positions ``x + flow(x)`` normalised for ``grid_sample``: ``(N, H, W, 2)``."""
+def landing(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates ``x + flow(x)``: (x, y), each ``(N, H, W)``."""
     _, _, height, width = flow.shape
     ys, xs = torch.meshgrid(
         torch.arange(height, device=flow.device, dtype=flow.dtype),
         torch.arange(width, device=flow.device, dtype=flow.dtype),
         indexing="ij",
     )
-    x = (xs + flow[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
-    y = (ys + flow[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0
+    return xs + flow[:, 0], ys + flow[:, 1]
+
+
+def sample_grid(flow: torch.Tensor) -> torch.Tensor:
+    """Positions ``x + flow(x)`` normalised for ``grid_sample``: ``(N, H, W, 2)``."""
+    _, _, height, width = flow.shape
+    x, y = landing(flow)
+    x = x * (2.0 / max(width - 1, 1)) - 1.0
+    y = y * (2.0 / max(height - 1, 1)) - 1.0
     return torch.stack([x, y], dim=-1)
 
 
@@ -42,13 +49,7 @@ def warp_bilinear(image: torch.Tensor, flow: torch.Tensor, padding: str = "borde
 def inside_frame(flow: torch.Tensor) -> torch.Tensor:
     """bool ``(N, 1, H, W)``: ``x + flow(x)`` lies inside the frame."""
     _, _, height, width = flow.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(height, device=flow.device, dtype=flow.dtype),
-        torch.arange(width, device=flow.device, dtype=flow.dtype),
-        indexing="ij",
-    )
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
+    x, y = landing(flow)
     return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).unsqueeze(1)
 
 
