@@ -322,7 +322,9 @@ def warp_noise(
     input: InputArgument,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Noise file [default: INPUT.noise.safetensors]."),
+        typer.Option(
+            "--output", "-o", help="Noise file [default: INPUT.noise-METHOD.safetensors]."
+        ),
     ] = None,
     method: Annotated[
         str, typer.Option("--method", help="gp, integral, bilinear, nearest, fixed or resample.")

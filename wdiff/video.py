@@ -114,8 +114,7 @@ class FileVideoReader(VideoReader):
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.info = _probe_file(self.path)
-        self._crop = _crop_size(self.path)
+        self.info, self._crop = _probe_file(self.path)
 
     def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         end = self.info.frame_count if count is None else min(self.info.frame_count, start + count)
@@ -175,7 +174,8 @@ def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
         container.close()
 
 
-def _probe_file(path: Path) -> VideoInfo:
+def _probe_file(path: Path) -> tuple[VideoInfo, tuple[int, int] | None]:
+    """The video's info, and the true (width, height) when wdiff stored it padded to even."""
     if path.stat().st_size == 0:
         raise WdiffError(f"{path}: the file is empty; give a video file with frames in it")
     with _open_container(path) as container:
@@ -214,7 +214,7 @@ def _probe_file(path: Path) -> VideoInfo:
         has_audio = bool(container.streams.audio)
     if frame_count <= 0:
         frame_count = _count_packets(path)
-    return VideoInfo(
+    info = VideoInfo(
         path=path,
         width=width,
         height=height,
@@ -224,6 +224,7 @@ def _probe_file(path: Path) -> VideoInfo:
         has_audio=has_audio,
         video_start=start_time,
     )
+    return info, crop
 
 
 def _size_tag(container: av.container.InputContainer) -> tuple[int, int] | None:
@@ -233,11 +234,6 @@ def _size_tag(container: av.container.InputContainer) -> tuple[int, int] | None:
             if match:
                 return int(match[1]), int(match[2])
     return None
-
-
-def _crop_size(path: Path) -> tuple[int, int] | None:
-    with _open_container(path) as container:
-        return _size_tag(container)
 
 
 def _count_packets(path: Path) -> int:
@@ -552,8 +548,10 @@ def frames_to_tensor(frames: np.ndarray):
 
 def tensor_to_frames(tensor) -> np.ndarray:
     """float ``(N, 3, H, W)`` in [-1, 1] -> uint8 ``(N, H, W, 3)``, rounded and clipped."""
+    import torch
+
     scaled = (tensor.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5
-    return scaled.round().to(dtype=__import__("torch").uint8).permute(0, 2, 3, 1).numpy()
+    return scaled.round().to(dtype=torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 class MaskReader:

@@ -152,10 +152,6 @@ class TileBank:
         ]
         self.taps = torch.tensor(taps, device=features.z.device, dtype=torch.float32)
 
-    @property
-    def tiles(self) -> dict[int, int]:
-        return self.slots
-
     def _build(self, tile_x: int, tile_y: int) -> torch.Tensor:
         steps = (
             torch.arange(self.size, dtype=torch.float64, device=self.features.z.device) - self.halo
