@@ -7,7 +7,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: setup test test-all demo lint clean
+.PHONY: setup test test-all demo lint clean train-builtin train-white
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,26 @@ demo: setup
 		-o $(DEMO_OUT)/bunny.noise-gp.safetensors --stats $(DEMO_OUT)/bunny.noise-gp.json \
 		--viz $(DEMO_OUT)/bunny.noise.mp4
 	@echo "demo outputs are in $(DEMO_OUT)/"
+
+# The shipped models (docs/models.md): GP noise, then copied into the package.
+TRAIN_STEPS ?= 3000
+RUNS ?= runs
+train-builtin: setup
+	for task in sr inpaint; do \
+		resume=$$(test -f $(RUNS)/$$task-gp/checkpoint/state.json && echo --resume); \
+		$(BIN)/wdiff finetune --task $$task --noise gp --data samples --steps $(TRAIN_STEPS) \
+			--out $(RUNS)/$$task-gp $$resume || exit 1; \
+		mkdir -p wdiff/models/weights; \
+		cp $(RUNS)/$$task-gp/model.safetensors wdiff/models/weights/$$task.safetensors; \
+	done
+
+# Their white-noise twins, for the GP-versus-white comparison in docs/models.md.
+train-white: setup
+	for task in sr inpaint; do \
+		resume=$$(test -f $(RUNS)/$$task-white/checkpoint/state.json && echo --resume); \
+		$(BIN)/wdiff finetune --task $$task --noise white --data samples --steps $(TRAIN_STEPS) \
+			--out $(RUNS)/$$task-white $$resume || exit 1; \
+	done
 
 lint: setup
 	$(BIN)/ruff check wdiff tests benchmarks scripts

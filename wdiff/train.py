@@ -1,0 +1,210 @@
+"""``wdiff finetune``: conditional training of a denoiser with GP or white noise (EDM loss),
+under Accelerate so the same code runs on one CPU or under ``accelerate launch`` on many GPUs.
+
+Per step: crops ``y`` in [-1, 1]; the observation from the task (SR: area-downsampled by a scale
+drawn from 2, 4, 8, then bicubic-upsampled; inpainting: a random free-form/box mask); a noise
+level ``ln sigma ~ N(-1.2, 1.2^2)``; noise GP or white; the loss
+``(sigma^2 + sd^2) / (sigma sd)^2 * |D(y + sigma n, sigma, cond) - y|^2`` (Karras et al. 2022).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from wdiff.errors import WdiffError
+
+SR_SCALES = (2, 4, 8)
+P_MEAN, P_STD = -1.2, 1.2
+
+
+@dataclass
+class TrainSettings:
+    task: str = "sr"
+    noise: str = "gp"
+    data: str = "samples"
+    out: str = "runs/sr-gp"
+    arch: str = "builtin-small"
+    steps: int = 4000
+    batch_size: int = 16
+    crop: int = 64
+    lr: float = 5e-4
+    ema_decay: float = 0.999
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    resume: bool = False
+    cpu: bool = False
+
+
+def training_example(task: str, crops: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The condition for a batch of crops ``(B, 3, S, S)``: SR with a random scale per batch
+    (bicubic-upsampled area downsampling) or inpainting with random masks."""
+    from wdiff.datasets import random_masks
+    from wdiff.tasks import Inpainting, SuperResolution
+
+    if task == "sr":
+        scale = SR_SCALES[int(torch.randint(len(SR_SCALES), (1,), generator=gen))]
+        sr = SuperResolution(scale)
+        return sr.upsample(sr.degrade(crops))
+    masks = random_masks(crops.shape[0], crops.shape[-1], gen)
+    return torch.cat([Inpainting.degrade(crops, masks), masks.float() * 2 - 1], dim=1)
+
+
+def training_noise(kind: str, shape, gen: torch.Generator) -> torch.Tensor:
+    from wdiff.noise.gp import gp_noise
+
+    if kind == "gp":
+        return gp_noise(shape, gen)
+    return torch.randn(shape, generator=gen)
+
+
+def edm_loss(
+    net,
+    clean: torch.Tensor,
+    cond: torch.Tensor,
+    noise: torch.Tensor,
+    gen: torch.Generator,
+    sigma_data: float = 0.5,
+) -> torch.Tensor:
+    sd = sigma_data
+    log_sigma = P_MEAN + P_STD * torch.randn(clean.shape[0], generator=gen)
+    sigma = log_sigma.exp().to(clean.device)
+    scale = sigma.view(-1, 1, 1, 1)
+    denoised = net(clean + scale * noise.to(clean.device), sigma, cond)
+    weight = (scale**2 + sd**2) / (scale * sd) ** 2
+    return (weight * (denoised - clean) ** 2).mean()
+
+
+def finetune(settings: TrainSettings, report=None) -> dict:
+    """Train and write ``out/model.safetensors`` (EMA weights), ``out/log.jsonl``,
+    ``out/loss.png`` and checkpoints under ``out/checkpoint``. ``report(step, total, loss)`` is
+    called at every log interval."""
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+
+    from wdiff.datasets import batches, folder_images, sample_images
+    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
+
+    if settings.task not in ("sr", "inpaint"):
+        raise WdiffError(f"--task {settings.task}: use sr or inpaint")
+    if settings.noise not in ("gp", "white"):
+        raise WdiffError(f"--noise {settings.noise}: use gp or white")
+    if settings.arch not in ARCHITECTURES:
+        raise WdiffError(
+            f"--arch {settings.arch}: fine-tuning SDXL is not built yet (issue #6); "
+            f"use one of {', '.join(ARCHITECTURES)}"
+        )
+    out = Path(settings.out)
+    checkpoint = out / "checkpoint"
+    if settings.resume and not (checkpoint / "state.json").is_file():
+        raise WdiffError(f"{checkpoint}: no checkpoint to resume; drop --resume to start afresh")
+    if not settings.resume and (out / "model.safetensors").exists():
+        raise WdiffError(f"{out}: holds a trained model; pick another --out or add --resume")
+    out.mkdir(parents=True, exist_ok=True)
+
+    images = (
+        sample_images("train") if settings.data == "samples" else folder_images(Path(settings.data))
+    )
+    torch.manual_seed(settings.seed)
+    config = BuiltinConfig(task=settings.task, noise=settings.noise, **ARCHITECTURES[settings.arch])
+    net = BuiltinNet(config)
+    ema = EMAModel(net.parameters(), decay=settings.ema_decay)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=0.0)
+    accelerator = Accelerator(cpu=settings.cpu)
+    net, optimizer = accelerator.prepare(net, optimizer)
+    accelerator.register_for_checkpointing(ema)
+    start = 0
+    if settings.resume:
+        accelerator.load_state(str(checkpoint))
+        start = json.loads((checkpoint / "state.json").read_text())["step"]
+    ema.to(accelerator.device)
+
+    log_path = out / "log.jsonl"
+    began, losses, seen = time.time(), [], 0
+    rank_seed = settings.seed * 1000 + accelerator.process_index
+    for step, crops, gen in batches(images, settings.crop, settings.batch_size, rank_seed, start):
+        if step >= settings.steps:
+            break
+        cond = training_example(settings.task, crops, gen)
+        noise = training_noise(settings.noise, crops.shape, gen)
+        crops, cond = crops.to(accelerator.device), cond.to(accelerator.device)
+        loss = edm_loss(net, crops, cond, noise, gen, config.sigma_data)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(net.parameters(), 1.0)
+        lr = settings.lr * min(1.0, (step + 1) / 200)  # warm-up
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        optimizer.zero_grad()
+        ema.step(accelerator.unwrap_model(net).parameters())
+        losses.append(float(loss.detach()))
+        seen += 1
+        done = step + 1
+        if done % settings.log_every == 0 and accelerator.is_main_process:
+            row = {
+                "step": done,
+                "loss": sum(losses) / len(losses),
+                "lr": lr,
+                "seconds": round(time.time() - began, 1),
+            }
+            with log_path.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            losses = []
+            if report:
+                report(done, settings.steps, row["loss"])
+        if done % settings.checkpoint_every == 0 or done == settings.steps:
+            _checkpoint(accelerator, checkpoint, done, settings)
+    accelerator.wait_for_everyone()
+    summary = {}
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(net)
+        ema.copy_to(model.parameters())
+        elapsed = time.time() - began
+        summary = {
+            "steps": settings.steps,
+            "seconds_this_run": round(elapsed, 1),
+            "steps_this_run": seen,
+            "device": str(accelerator.device),
+            "processes": accelerator.num_processes,
+            "images": len(images),
+        }
+        model.save(
+            out / "model.safetensors",
+            {"settings": json.dumps(asdict(settings))} | {"summary": json.dumps(summary)},
+        )
+        plot_losses(log_path, out / "loss.png")
+    return summary
+
+
+def _checkpoint(accelerator, folder: Path, step: int, settings: TrainSettings) -> None:
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "state.json").write_text(json.dumps({"step": step} | asdict(settings)))
+
+
+def plot_losses(log_path: Path, png: Path) -> None:
+    """The loss curve (log scale) from ``log.jsonl``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not log_path.is_file():
+        return
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    axes.plot([r["step"] for r in rows], [r["loss"] for r in rows])
+    axes.set_xlabel("step")
+    axes.set_ylabel("EDM loss")
+    axes.set_yscale("log")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(png, dpi=100)
+    plt.close(figure)
