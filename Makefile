@@ -31,7 +31,7 @@ demo: setup
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 # The shipped models (docs/models.md): GP noise, then copied into the package.
-TRAIN_STEPS ?= 3000
+TRAIN_STEPS ?= 2000
 RUNS ?= runs
 train-builtin: setup
 	for task in sr inpaint; do \

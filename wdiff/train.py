@@ -145,7 +145,8 @@ def finetune(settings: TrainSettings, report=None) -> dict:
         losses.append(float(loss.detach()))
         seen += 1
         done = step + 1
-        if done % settings.log_every == 0 and accelerator.is_main_process:
+        due = done % settings.log_every == 0 or done == settings.steps
+        if due and accelerator.is_main_process:
             row = {
                 "step": done,
                 "loss": sum(losses) / len(losses),

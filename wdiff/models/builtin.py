@@ -43,7 +43,10 @@ class BuiltinConfig:
         return self.patch * 2 ** (len(self.block_out_channels) - 1)
 
 
-ARCHITECTURES = {"builtin-small": {}}
+ARCHITECTURES = {
+    "builtin-small": {},
+    "builtin-tiny": {"block_out_channels": (16, 32), "norm_num_groups": 8},  # tests, smoke runs
+}
 
 
 class BuiltinNet(torch.nn.Module):
