@@ -59,8 +59,22 @@ def test_masks_cover_part_of_the_frame():
 
 def test_finetune_command_checkpoints_and_resumes(tmp_path):
     out = tmp_path / "run"
-    args = ["finetune", "--out", str(out), "--arch", "builtin-tiny", "--steps", "4",
-            "--batch-size", "2", "--crop", "32", "--checkpoint-every", "2", "--quiet"]
+    args = [
+        "finetune",
+        "--out",
+        str(out),
+        "--arch",
+        "builtin-tiny",
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--crop",
+        "32",
+        "--checkpoint-every",
+        "2",
+        "--quiet",
+    ]
     assert main(args) == 0
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["step"] == 4

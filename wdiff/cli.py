@@ -469,7 +469,9 @@ def finetune(
     data: Annotated[
         str, typer.Option("--data", help="samples (media shipped in packages) or a folder.")
     ] = "samples",
-    arch: Annotated[str, typer.Option("--arch", help="builtin-small or builtin-tiny.")] = "builtin-small",
+    arch: Annotated[
+        str, typer.Option("--arch", help="builtin-small or builtin-tiny.")
+    ] = "builtin-small",
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps in all.", min=1)] = 4000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per step.", min=1)] = 16,
     crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.", min=16)] = 64,
