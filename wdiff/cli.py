@@ -418,26 +418,264 @@ def warp_noise(
                 _note(f"wrote {path}")
 
 
-@app.command(
-    context_settings=_PASS_THROUGH,
-    help=(
-        "Super-resolve a video, temporally consistent.\n\n"
-        "Example:\n\n  wdiff upscale in.mp4 --scale 8 --guidance 1.0 -o out.mp4"
-    ),
-)
-def upscale(ctx: typer.Context) -> None:
-    _not_built("upscale", 7)
+ModelOption = Annotated[
+    str, typer.Option("--model", help="builtin (the shipped model for the task).")
+]
+NoiseMethodOption = Annotated[
+    str, typer.Option("--noise", help="gp, integral, bilinear, nearest, fixed or resample.")
+]
+MethodOption = Annotated[
+    str, typer.Option("--method", help="warped (ours) or batch-consistent (Kwon & Ye).")
+]
+StepsOption = Annotated[int, typer.Option("--steps", help="Sampling steps.", min=1)]
+GuidanceOption = Annotated[
+    float, typer.Option("--guidance", help="Self-guidance strength lambda (0 = off).")
+]
+GuidanceModeOption = Annotated[
+    str,
+    typer.Option("--guidance-mode", help="full (through the network) or cheap (no backprop)."),
+]
+GuidanceFractionOption = Annotated[
+    float, typer.Option("--guidance-fraction", help="Share of steps guided, from the first.")
+]
+FirstGuidanceOption = Annotated[
+    float, typer.Option("--first-guidance", help="Extra pull toward frame 0 (stops drift).")
+]
+PromptOption = Annotated[
+    str | None, typer.Option("--prompt", help="Text prompt (text-conditioned models only).")
+]
+FlowMethodOption = Annotated[str, typer.Option("--flow", help="dis, farneback or raft.")]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Output video [default: beside input].")
+]
+
+
+def _restore(
+    ctx,
+    task: str,
+    input: str,
+    output: Path | None,
+    mask: str | None,
+    options_in,
+    settings_kwargs: dict,
+    fps,
+    cache_dir,
+    no_cache,
+    raft_weights,
+    overwrite,
+) -> None:
+    import time
+
+    from wdiff import flow as flows
+    from wdiff.outputs import check_output
+    from wdiff.pipeline import RestoreSettings, restore, write_report
+    from wdiff.progress import progress_bar
+    from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
+
+    options = _options(ctx, *options_in)
+    settings = RestoreSettings(task=task, seed=options.seed, **settings_kwargs)
+    settings.validate()
+    source = resolve_input(input)
+    mask_path = resolve_input(mask) if mask else None
+    if settings.task == "sr":
+        suffix = f".x{settings.scale}-{settings.method}-{settings.noise}.mp4"
+    else:
+        suffix = f".inpainted-{settings.method}-{settings.noise}.mp4"
+    output = output or default_output(source, suffix)
+    inputs = [source] + ([mask_path] if mask_path else [])
+    check_video_output(output)
+    check_output(output, inputs, overwrite)
+    reader = open_video(source, fps=fps)
+    flows.check_enough_frames(reader.info)
+    masks = MaskReader(mask_path, reader.info) if mask_path else None
+    device = options.torch_device()
+    estimator = flows.make_estimator(settings.flow, raft_weights=raft_weights, device=device)
+    cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
+    began = time.perf_counter()
+    field, _ = _video_flows(reader, estimator, cache, settings.flow, options.quiet)
+    if masks is not None:
+        field = flows.complete_field(field, list(masks.frames()))
+    stages = {"flow": time.perf_counter() - began}
+    label = f"upscale x{settings.scale}" if task == "sr" else "inpaint"
+    with progress_bar(f"{label} (frames)", reader.info.frame_count, options.quiet) as advance:
+        report = restore(reader, field, output, settings, device, masks, advance, stages)
+    json_path, _ = write_report(report, output)
+    if not options.quiet:
+        error = report["mean_warping_error_previous"]
+        shown = f"{error:.3g}" if error is not None else "n/a"
+        _note(
+            f"wrote {output} ({report['seconds_per_frame']} s/frame; mean warping error "
+            f"{shown}); report {json_path}"
+        )
 
 
 @app.command(
-    context_settings=_PASS_THROUGH,
     help=(
-        "Fill a masked region of a video from a text prompt, temporally consistent.\n\n"
-        'Example:\n\n  wdiff inpaint in.mp4 --mask mask.mp4 --prompt "a robot sitting on a bench"'
+        "Upscale a video with an image diffusion model, temporally consistent (Warped "
+        "Diffusion).\n\n"
+        "Examples:\n\n"
+        "  wdiff upscale low.mp4 --scale 8 --guidance 1.0\n\n"
+        "  wdiff upscale low.mp4 --scale 4 --method batch-consistent -o out.mp4\n\n"
+        "  wdiff degrade clip.mp4 --scale 8 -o low.mp4  (make a low-res test input)"
     ),
 )
-def inpaint(ctx: typer.Context) -> None:
-    _not_built("inpaint", 7)
+def upscale(
+    ctx: typer.Context,
+    input: InputArgument,
+    output: OutputOption = None,
+    scale: Annotated[int, typer.Option("--scale", help="2, 4 or 8.")] = 8,
+    model: ModelOption = "builtin",
+    noise: NoiseMethodOption = "gp",
+    method: MethodOption = "warped",
+    steps: StepsOption = 25,
+    guidance: GuidanceOption = 1.0,
+    guidance_mode: GuidanceModeOption = "full",
+    guidance_fraction: GuidanceFractionOption = 1.0,
+    first_guidance: FirstGuidanceOption = 0.0,
+    prompt: PromptOption = None,
+    flow_method: FlowMethodOption = "dis",
+    raft_weights: RaftWeightsOption = None,
+    fps: FpsOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    debug: DebugOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    settings = dict(
+        scale=scale,
+        model=model,
+        noise=noise,
+        method=method,
+        steps=steps,
+        guidance=guidance,
+        guidance_mode=guidance_mode,
+        guidance_fraction=guidance_fraction,
+        first_guidance=first_guidance,
+        prompt=prompt,
+        flow=flow_method,
+    )
+    _restore(
+        ctx,
+        "sr",
+        input,
+        output,
+        None,
+        (device, seed, debug, quiet),
+        settings,
+        fps,
+        cache_dir,
+        no_cache,
+        raft_weights,
+        overwrite,
+    )
+
+
+@app.command(
+    help=(
+        "Fill the masked region of every frame, temporally consistent.\n\n"
+        'Example:\n\n  wdiff inpaint in.mp4 --mask mask.mp4 --prompt "a robot on a bench"'
+    ),
+)
+def inpaint(
+    ctx: typer.Context,
+    input: InputArgument,
+    mask: Annotated[str, typer.Option("--mask", help="Mask video, image or folder; white = fill.")],
+    output: OutputOption = None,
+    model: ModelOption = "builtin",
+    noise: NoiseMethodOption = "gp",
+    method: MethodOption = "warped",
+    steps: StepsOption = 25,
+    guidance: GuidanceOption = 1.0,
+    guidance_mode: GuidanceModeOption = "full",
+    guidance_fraction: GuidanceFractionOption = 1.0,
+    first_guidance: FirstGuidanceOption = 0.0,
+    prompt: PromptOption = None,
+    flow_method: FlowMethodOption = "dis",
+    raft_weights: RaftWeightsOption = None,
+    fps: FpsOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    debug: DebugOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    settings = dict(
+        model=model,
+        noise=noise,
+        method=method,
+        steps=steps,
+        guidance=guidance,
+        guidance_mode=guidance_mode,
+        guidance_fraction=guidance_fraction,
+        first_guidance=first_guidance,
+        prompt=prompt,
+        flow=flow_method,
+    )
+    _restore(
+        ctx,
+        "inpaint",
+        input,
+        output,
+        mask,
+        (device, seed, debug, quiet),
+        settings,
+        fps,
+        cache_dir,
+        no_cache,
+        raft_weights,
+        overwrite,
+    )
+
+
+@app.command(
+    help=(
+        "Make a low-resolution copy (area average; sizes cropped to multiples of the scale), "
+        "fps and audio kept: a test input whose ground truth you have.\n\n"
+        "Example:\n\n  wdiff degrade clip.mp4 --scale 8 -o low.mp4"
+    ),
+)
+def degrade(
+    ctx: typer.Context,
+    input: InputArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video.")],
+    scale: Annotated[int, typer.Option("--scale", help="Downscale factor.", min=1)] = 8,
+    fps: FpsOption = None,
+    overwrite: OverwriteOption = False,
+    debug: DebugOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    from wdiff.outputs import check_output
+    from wdiff.tasks import SuperResolution
+    from wdiff.video import (
+        VideoWriter,
+        check_video_output,
+        frames_to_tensor,
+        open_video,
+        resolve_input,
+        tensor_to_frames,
+    )
+
+    options = _options(ctx, None, None, debug, quiet)
+    source = resolve_input(input)
+    check_video_output(output)
+    check_output(output, [source], overwrite)
+    reader = open_video(source, fps=fps)
+    info = reader.info
+    height, width = info.height // scale * scale, info.width // scale * scale
+    if not height or not width:
+        raise WdiffError(f"{source}: {info.width}x{info.height} is smaller than --scale {scale}")
+    task = SuperResolution(scale)
+    with VideoWriter(output, info.fps, crf=12, audio_from=info) as writer:
+        for frame in reader.frames():
+            tensor = frames_to_tensor(frame[:height, :width])
+            writer.write(tensor_to_frames(task.degrade(tensor)))
+    if not options.quiet:
+        _note(f"wrote {output} ({width // scale}x{height // scale})")
 
 
 @app.command(

@@ -139,3 +139,16 @@ def _harmonic_fill(values: torch.Tensor, known: torch.Tensor, iterations: int) -
         ) / 4
         result = torch.where(known, values, average)
     return result
+
+
+def upscale_flow(
+    flow: torch.Tensor, valid: torch.Tensor | None, factor: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Flow of low-res frames -> the grid ``factor`` times finer (e.g. an 8x upscale's output):
+    bilinear in position, multiplied by ``factor``; validity by nearest neighbour."""
+    if factor == 1:
+        return flow, valid
+    fine = F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=False) * factor
+    if valid is None:
+        return fine, None
+    return fine, F.interpolate(valid.float(), scale_factor=factor, mode="nearest") > 0.5

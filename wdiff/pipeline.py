@@ -1,0 +1,336 @@
+"""The main job: a video through flow, noise, guided sampling and the writer, frame by frame.
+
+``restore`` reads the input twice (flows first, then sampling) and never holds the whole video:
+the sampler keeps one or two frames' per-step predictions, the writer encodes as frames come.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wdiff.errors import WdiffError
+
+METHODS = ("warped", "batch-consistent")
+
+
+@dataclass
+class RestoreSettings:
+    """Everything that decides the output (the report records it)."""
+
+    task: str = "sr"
+    scale: int = 8
+    model: str = "builtin"
+    noise: str = "gp"
+    gp_extend: bool = False
+    method: str = "warped"
+    steps: int = 25
+    solver: str = "euler"
+    guidance: float = 1.0
+    guidance_mode: str = "full"
+    guidance_fraction: float = 1.0
+    first_guidance: float = 0.0
+    window: int = 8
+    cg_steps: int = 5
+    eta: float = 0.15
+    prompt: str | None = None
+    flow: str = "dis"
+    seed: int = 0
+    crf: int = 18
+
+    def validate(self) -> None:
+        from wdiff.noise import METHODS as NOISES
+
+        if self.task == "sr" and self.scale not in (1, 2, 4, 8):
+            raise WdiffError(f"--scale {self.scale}: use 2, 4 or 8")
+        if self.noise not in NOISES:
+            raise WdiffError(f"--noise {self.noise}: use one of {', '.join(NOISES)}")
+        if self.method not in METHODS:
+            raise WdiffError(f"--method {self.method}: use one of {', '.join(METHODS)}")
+        if self.steps < 1:
+            raise WdiffError(f"--steps {self.steps}: use at least 1")
+        if self.guidance < 0 or self.first_guidance < 0:
+            raise WdiffError("--guidance and --first-guidance must be >= 0")
+        if self.guidance_mode not in ("full", "cheap"):
+            raise WdiffError(f"--guidance-mode {self.guidance_mode}: use full or cheap")
+        if not 0 <= self.guidance_fraction <= 1:
+            raise WdiffError(f"--guidance-fraction {self.guidance_fraction}: use 0 to 1")
+        if self.solver not in ("euler", "heun"):
+            raise WdiffError(f"--solver {self.solver}: use euler or heun")
+
+
+def load_denoiser(settings: RestoreSettings, device: torch.device):
+    from wdiff.models.builtin import load_builtin
+
+    name = settings.model
+    if name in ("builtin", f"builtin:{settings.task}"):
+        return load_builtin(settings.task, device)
+    if name.startswith("builtin:"):
+        raise WdiffError(f"--model {name}: for this task use builtin:{settings.task}")
+    raise WdiffError(f"--model {name}: SDXL models are not built yet (issue #6); use builtin")
+
+
+def _task(settings: RestoreSettings):
+    from wdiff.tasks import Inpainting, SuperResolution
+
+    return SuperResolution(settings.scale) if settings.task == "sr" else Inpainting()
+
+
+def _frame_tensor(frame: np.ndarray, device) -> torch.Tensor:
+    from wdiff.video import frames_to_tensor
+
+    return frames_to_tensor(frame[None]).to(device)
+
+
+class _Motions:
+    """Motion of each frame pair on the output grid and on the working grid, from the input's
+    flows (upscaled for SR), and the chained flow from frame 0 for the report."""
+
+    def __init__(self, field, factor: int, grid: int, device):
+        self.field, self.factor, self.grid, self.device = field, factor, grid, device
+        self.first = None
+
+    def pixel(self, index: int):
+        from wdiff.flow.ops import upscale_flow
+
+        pair = index - 1
+        parts = []
+        for flow, valid in (
+            (self.field.backward, self.field.valid_backward),
+            (self.field.forward, self.field.valid_forward),
+        ):
+            parts += upscale_flow(
+                flow[pair : pair + 1].float(), valid[pair : pair + 1], self.factor
+            )
+        from wdiff.noise import Motion
+
+        return Motion(*(t.to(self.device) for t in parts))
+
+    def working(self, pixel_motion):
+        from wdiff.flow.ops import resize_to_grid
+        from wdiff.noise import Motion
+
+        if self.grid == 1:
+            return pixel_motion
+        backward, valid_backward = resize_to_grid(
+            pixel_motion.backward, pixel_motion.valid_backward, self.grid
+        )
+        forward, valid_forward = resize_to_grid(
+            pixel_motion.forward, pixel_motion.valid_forward, self.grid
+        )
+        return Motion(backward, valid_backward, forward, valid_forward)
+
+    def chained(self, pixel_motion):
+        from wdiff.flow.ops import chain, chain_valid
+
+        if self.first is None:
+            self.first = (pixel_motion.forward, pixel_motion.valid_forward)
+        else:
+            flow, valid = self.first
+            self.first = (
+                chain(flow, pixel_motion.forward),
+                chain_valid(flow, valid, pixel_motion.valid_forward),
+            )
+        return self.first
+
+
+def restore(
+    reader,
+    field,
+    output: Path,
+    settings: RestoreSettings,
+    device: torch.device,
+    masks=None,
+    advance: Callable[[int], None] | None = None,
+    stage_seconds: dict | None = None,
+) -> dict:
+    """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
+    report (also written as ``OUT.report.json`` and ``OUT.frames.csv`` by the caller)."""
+    from wdiff.diffusion import (
+        BatchConsistentSettings,
+        GuidanceSettings,
+        Window,
+        sample_batch_consistent,
+        sample_video,
+    )
+    from wdiff.metrics import warping_error
+    from wdiff.noise import make_warper
+    from wdiff.video import VideoWriter, tensor_to_frames
+
+    stage_seconds = stage_seconds if stage_seconds is not None else {}
+    began = time.perf_counter()
+    denoiser = load_denoiser(settings, device)
+    stage_seconds["load_model"] = time.perf_counter() - began
+    task = _task(settings)
+    info = reader.info
+    factor = settings.scale if settings.task == "sr" else 1
+    width, height = info.width * factor, info.height * factor
+    if width % denoiser.scale or height % denoiser.scale:
+        raise WdiffError(f"output size {width}x{height} must be a multiple of {denoiser.scale}")
+    shape = (1, denoiser.channels, height // denoiser.scale, width // denoiser.scale)
+    motions = _Motions(field, factor, denoiser.scale, device)
+    mask_frames = list(masks.frames()) if masks is not None else None
+    sigmas = denoiser.sigmas(settings.steps)
+
+    def condition(index: int, frame: np.ndarray):
+        tensor = _frame_tensor(frame, device)
+        mask = None
+        if mask_frames is not None:
+            mask = torch.from_numpy(np.asarray(mask_frames[index]))[None, None].bool().to(device)
+        return denoiser.condition(task, tensor, mask, settings.prompt), tensor, mask
+
+    def warped_frames() -> Iterator[torch.Tensor]:
+        guidance = GuidanceSettings(
+            strength=settings.guidance,
+            fraction=settings.guidance_fraction,
+            mode=settings.guidance_mode,
+            first_strength=settings.first_guidance,
+        )
+        warper = make_warper(
+            settings.noise,
+            **({"extend": True} if settings.gp_extend and settings.noise == "gp" else {}),
+        )
+
+        def inputs():
+            for index, frame in enumerate(reader.frames()):
+                cond, _, _ = condition(index, frame)
+                motion = None if index == 0 else motions.working(motions.pixel(index))
+                yield cond, motion
+
+        for result in sample_video(
+            denoiser,
+            warper,
+            inputs(),
+            shape,
+            sigmas,
+            settings.seed,
+            guidance,
+            settings.solver,
+            device,
+        ):
+            with torch.no_grad():
+                yield denoiser.decode(result.x0).float()
+
+    def consistent_frames() -> Iterator[torch.Tensor]:
+        def windows():
+            frames = reader.frames()
+            index = 0
+            while True:
+                chunk = [frame for _, frame in zip(range(settings.window), frames, strict=False)]
+                if not chunk:
+                    return
+                conds, observed, holes = zip(
+                    *(condition(index + k, f) for k, f in enumerate(chunk)), strict=True
+                )
+                observed = torch.cat(observed)
+                if settings.task == "sr":
+                    operator = task.operator()
+                else:
+                    hole = torch.cat(holes)
+                    operator, observed = task.operator(hole), task.degrade(observed, hole)
+                yield Window(torch.cat(conds), len(chunk), operator, observed)
+                index += len(chunk)
+
+        batch = BatchConsistentSettings(settings.window, settings.cg_steps, settings.eta)
+        for frame in sample_batch_consistent(
+            denoiser, windows(), shape[1:], sigmas, settings.seed, batch, device
+        ):
+            with torch.no_grad():
+                yield denoiser.decode(frame).float()
+
+    frames = warped_frames() if settings.method == "warped" else consistent_frames()
+    rows, previous, first = [], None, None
+    began = time.perf_counter()
+    with VideoWriter(output, info.fps, crf=settings.crf, audio_from=info) as writer:
+        for index, pixels in enumerate(frames):
+            pixels = pixels.clamp(-1, 1)
+            row = {
+                "frame": index,
+                "seconds": 0.0,
+                "warping_error_previous": None,
+                "warping_error_first": None,
+            }
+            if index > 0:
+                motion = motions.pixel(index)
+                row["warping_error_previous"] = float(
+                    warping_error(pixels, previous, motion.forward, motion.valid_forward)[0]
+                )
+                flow, valid = motions.chained(motion)
+                row["warping_error_first"] = float(warping_error(pixels, first, flow, valid)[0])
+            else:
+                first = pixels
+            writer.write(tensor_to_frames(pixels.cpu()))
+            previous = pixels
+            now = time.perf_counter()
+            row["seconds"] = round(now - began, 3)
+            began = now
+            rows.append(row)
+            if advance:
+                advance(1)
+    stage_seconds["sample_and_write"] = sum(r["seconds"] for r in rows)
+    return summarise(settings, rows, stage_seconds, device, info, output, (width, height))
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def summarise(settings, rows, stage_seconds, device, info, output, size) -> dict:
+    import diffusers
+
+    import wdiff
+
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    peak = {"cpu_max_rss_gib": round(peak_rss, 3)}
+    if device.type == "cuda":
+        peak["cuda_max_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+    return {
+        "output": str(output),
+        "settings": asdict(settings),
+        "versions": {
+            "wdiff": wdiff.__version__,
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "python": platform.python_version(),
+        },
+        "device": str(device),
+        "input": {
+            "width": info.width,
+            "height": info.height,
+            "frames": info.frame_count,
+            "fps": str(info.fps),
+        },
+        "output_size": {"width": size[0], "height": size[1]},
+        "seconds": {k: round(v, 2) for k, v in stage_seconds.items()},
+        "seconds_per_frame": round(_mean([r["seconds"] for r in rows]) or 0.0, 3),
+        "peak_memory": peak,
+        "mean_warping_error_previous": _mean([r["warping_error_previous"] for r in rows]),
+        "mean_warping_error_first": _mean([r["warping_error_first"] for r in rows]),
+        "frames": rows,
+    }
+
+
+def write_report(report: dict, output: Path) -> tuple[Path, Path]:
+    """``OUT.report.json`` and ``OUT.frames.csv`` beside the output (atomically)."""
+    from wdiff.outputs import atomic_output
+
+    base = output.with_suffix("") if output.suffix else output
+    json_path = base.parent / f"{base.name}.report.json"
+    csv_path = base.parent / f"{base.name}.frames.csv"
+    with atomic_output(json_path) as temporary:
+        temporary.write_text(json.dumps(report, indent=2) + "\n")
+    with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(report["frames"][0]))
+        writer.writeheader()
+        writer.writerows(report["frames"])
+    return json_path, csv_path
