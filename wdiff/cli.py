@@ -468,7 +468,7 @@ def _restore(
 
     from wdiff import flow as flows
     from wdiff.outputs import check_output
-    from wdiff.pipeline import RestoreSettings, restore, write_report
+    from wdiff.pipeline import RestoreSettings, load_denoiser, restore, write_report
     from wdiff.progress import progress_bar
     from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
 
@@ -492,13 +492,16 @@ def _restore(
     estimator = flows.make_estimator(settings.flow, raft_weights=raft_weights, device=device)
     cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
     began = time.perf_counter()
+    denoiser = load_denoiser(settings, device)  # before the long work: a bad model fails fast
+    stages = {"load_model": time.perf_counter() - began}
+    began = time.perf_counter()
     field, _ = _video_flows(reader, estimator, cache, settings.flow, options.quiet)
     if masks is not None:
         field = flows.complete_field(field, list(masks.frames()))
-    stages = {"flow": time.perf_counter() - began}
+    stages["flow"] = time.perf_counter() - began
     label = f"upscale x{settings.scale}" if task == "sr" else "inpaint"
     with progress_bar(f"{label} (frames)", reader.info.frame_count, options.quiet) as advance:
-        report = restore(reader, field, output, settings, device, masks, advance, stages)
+        report = restore(reader, field, output, settings, device, masks, advance, stages, denoiser)
     json_path, _ = write_report(report, output)
     if not options.quiet:
         error = report["mean_warping_error_previous"]

@@ -69,14 +69,24 @@ class RestoreSettings:
 
 
 def load_denoiser(settings: RestoreSettings, device: torch.device):
-    from wdiff.models.builtin import load_builtin
+    from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet, load_builtin
 
     name = settings.model
     if name in ("builtin", f"builtin:{settings.task}"):
         return load_builtin(settings.task, device)
     if name.startswith("builtin:"):
         raise WdiffError(f"--model {name}: for this task use builtin:{settings.task}")
-    raise WdiffError(f"--model {name}: SDXL models are not built yet (issue #6); use builtin")
+    path = Path(name)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"  # a `wdiff finetune` run folder
+    if path.suffix == ".safetensors" and path.is_file():
+        net, _ = BuiltinNet.load(path)
+        if net.config.task != settings.task:
+            raise WdiffError(f"--model {name}: trained for {net.config.task}, not {settings.task}")
+        return BuiltinDenoiser(net, device)
+    if not path.exists():
+        raise WdiffError(f"--model {name}: no such file or folder; use builtin or a model file")
+    raise WdiffError(f"--model {name}: SDXL folders are not supported yet (issue #6)")
 
 
 def _task(settings: RestoreSettings):
@@ -152,6 +162,7 @@ def restore(
     masks=None,
     advance: Callable[[int], None] | None = None,
     stage_seconds: dict | None = None,
+    denoiser=None,
 ) -> dict:
     """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
     report (also written as ``OUT.report.json`` and ``OUT.frames.csv`` by the caller)."""
@@ -167,9 +178,10 @@ def restore(
     from wdiff.video import VideoWriter, tensor_to_frames
 
     stage_seconds = stage_seconds if stage_seconds is not None else {}
-    began = time.perf_counter()
-    denoiser = load_denoiser(settings, device)
-    stage_seconds["load_model"] = time.perf_counter() - began
+    if denoiser is None:
+        began = time.perf_counter()
+        denoiser = load_denoiser(settings, device)
+        stage_seconds["load_model"] = time.perf_counter() - began
     task = _task(settings)
     info = reader.info
     factor = settings.scale if settings.task == "sr" else 1

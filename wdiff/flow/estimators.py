@@ -24,6 +24,9 @@ METHODS = ("dis", "farneback", "raft")
 DIS_PRESETS = ("fast", "medium", "fine")
 
 
+MIN_SIDE = 16  # frames smaller than this are padded before OpenCV's estimators
+
+
 class OpenCVFlow:
     """DIS (Kroeger et al. 2016) or Farneback flow on grayscale frames, on the CPU."""
 
@@ -54,13 +57,16 @@ class OpenCVFlow:
         flows = []
         dis = self._dis() if self.method == "dis" else None
         for a, b in zip(frames_a, frames_b, strict=True):
-            gray_a = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
-            gray_b = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+            height, width = a.shape[:2]
+            # DIS refuses frames under 12 px on both sides: pad tiny frames by their edges
+            pad = ((0, max(0, MIN_SIDE - height)), (0, max(0, MIN_SIDE - width)))
+            gray_a = np.pad(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), pad, mode="edge")
+            gray_b = np.pad(cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), pad, mode="edge")
             if dis is not None:
                 flow = dis.calc(gray_a, gray_b, None)
             else:
                 flow = cv2.calcOpticalFlowFarneback(gray_a, gray_b, None, 0.5, 5, 15, 5, 7, 1.5, 0)
-            flows.append(torch.from_numpy(flow).permute(2, 0, 1))
+            flows.append(torch.from_numpy(flow[:height, :width]).permute(2, 0, 1))
         return torch.stack(flows).float()
 
 

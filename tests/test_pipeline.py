@@ -1,0 +1,112 @@
+"""wdiff upscale / inpaint / degrade end to end on small clips with a tiny model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from media import audio_seconds, make_clip
+
+from wdiff.cli import main
+from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
+from wdiff.video import open_video
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    paths = {}
+    for task in ("sr", "inpaint"):
+        torch.manual_seed(0)
+        net = BuiltinNet(BuiltinConfig(task=task, **ARCHITECTURES["builtin-tiny"]))
+        paths[task] = folder / f"{task}.safetensors"
+        net.save(paths[task])
+    return paths
+
+
+def decoded(path):
+    return np.stack(list(open_video(path).frames()))
+
+
+def test_upscale_keeps_fps_audio_and_writes_report(tmp_path, models):
+    clip = make_clip(tmp_path / "low.mp4", frames=5, size=(16, 12), fps=Fraction(25))
+    out = tmp_path / "up.mp4"
+    args = [
+        "upscale",
+        str(clip),
+        "--scale",
+        "2",
+        "--steps",
+        "3",
+        "--model",
+        str(models["sr"]),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    info = open_video(out).info
+    assert (info.width, info.height, info.frame_count, info.fps) == (32, 24, 5, Fraction(25))
+    assert abs(audio_seconds(out) - 5 / 25) <= 1 / 25
+    report = json.loads((tmp_path / "up.report.json").read_text())
+    assert report["settings"]["guidance"] == 1.0 and report["settings"]["seed"] == 0
+    assert len(report["frames"]) == 5 and report["frames"][0]["warping_error_previous"] is None
+    assert report["mean_warping_error_previous"] >= 0
+    assert {"flow", "sample_and_write", "load_model"} <= set(report["seconds"])
+    rows = list(csv.DictReader((tmp_path / "up.frames.csv").open()))
+    assert len(rows) == 5
+    assert main(args) == 2  # the output exists: refused without --overwrite
+    again = tmp_path / "again.mp4"
+    assert main([*args[:-3], "-o", str(again), "--quiet"]) == 0
+    assert np.array_equal(decoded(out), decoded(again))  # same seed, same output
+
+
+@pytest.mark.parametrize("method", ["warped", "batch-consistent"])
+def test_inpaint_fills_only_the_hole(tmp_path, models, method):
+    from PIL import Image
+
+    clip = make_clip(tmp_path / "in.mp4", frames=4, size=(16, 16), audio=False)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:12] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "filled"  # PNG frames: lossless, so known pixels can be compared
+    assert (
+        main(
+            [
+                "inpaint",
+                str(clip),
+                "--mask",
+                str(tmp_path / "mask.png"),
+                "--model",
+                str(models["inpaint"]),
+                "--steps",
+                "3",
+                "--method",
+                method,
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    source, filled = decoded(clip).astype(int), decoded(out).astype(int)
+    assert filled.shape == source.shape
+    known = mask == 0
+    if method == "batch-consistent":  # CG makes the known pixels those of the input
+        assert np.abs(filled[:, known] - source[:, known]).max() <= 1
+    assert np.abs(filled[:, ~known] - source[:, ~known]).mean() > 2  # the hole was redrawn
+
+
+def test_degrade_then_wrong_model_task_is_clear(tmp_path, models, capsys):
+    clip = make_clip(tmp_path / "hi.mp4", frames=3, size=(34, 18))
+    low = tmp_path / "low.mp4"
+    assert main(["degrade", str(clip), "--scale", "4", "-o", str(low), "--quiet"]) == 0
+    info = open_video(low).info
+    assert (info.width, info.height, info.frame_count) == (8, 4, 3)
+    assert main(["upscale", str(low), "--model", str(models["inpaint"]), "--quiet"]) == 2
+    assert "trained for inpaint" in capsys.readouterr().err
