@@ -23,11 +23,11 @@ test: setup
 demo: setup
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/wdiff info builtin:bunny
+	$(BIN)/wdiff degrade builtin:bunny --scale 8 -o $(DEMO_OUT)/bunny.low-x8.mp4 --overwrite
+	$(BIN)/wdiff upscale $(DEMO_OUT)/bunny.low-x8.mp4 --scale 8 --steps 10 --guidance-mode cheap \
+		-o $(DEMO_OUT)/bunny.x8.mp4 --overwrite
 	$(BIN)/wdiff flow builtin:bunny -o $(DEMO_OUT)/bunny.flows.safetensors \
 		--viz $(DEMO_OUT)/bunny.flow.mp4 --overwrite
-	$(BIN)/wdiff warp-noise builtin:bunny --method gp --grid 8 --overwrite \
-		-o $(DEMO_OUT)/bunny.noise-gp.safetensors --stats $(DEMO_OUT)/bunny.noise-gp.json \
-		--viz $(DEMO_OUT)/bunny.noise.mp4
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 # The shipped models (docs/models.md): GP noise, then copied into the package.
