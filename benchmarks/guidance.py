@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from wdiff.diffusion import GuidanceSettings, sample_video
-from wdiff.flow.ops import consistency_mask
+from wdiff.flow.ops import consistency_mask, upscale_flow
 from wdiff.metrics import warping_error
 from wdiff.noise import Motion, make_warper
 
@@ -37,15 +37,11 @@ MODES = {
 
 def translation_motion(flow: torch.Tensor, grid: int = 1) -> Motion:
     """Motion of a clip whose every pair has the forward flow ``flow`` (2, H, W) (pixels)."""
-    from wdiff.flow.ops import resize_to_grid
-
     forward = flow[None]
     backward = -forward  # a pure translation
     valid_forward = consistency_mask(forward, backward)
     valid_backward = consistency_mask(backward, forward)
-    forward, valid_forward = resize_to_grid(forward, valid_forward, grid)
-    backward, valid_backward = resize_to_grid(backward, valid_backward, grid)
-    return Motion(backward, valid_backward, forward, valid_forward)
+    return Motion(backward, valid_backward, forward, valid_forward).to_grid(grid)
 
 
 def run_modes(denoiser, conds, motion: Motion, shape, steps: int, device) -> dict:
@@ -65,15 +61,9 @@ def run_modes(denoiser, conds, motion: Motion, shape, steps: int, device) -> dic
             began = now
             outputs.append(denoiser.decode(result.x0).float())
         per_step = sum(times[1:]) / (len(times) - 1) / steps
+        flow, valid = upscale_flow(motion.forward, motion.valid_forward, denoiser.scale)
         previous = [
-            float(
-                warping_error(
-                    outputs[j],
-                    outputs[j - 1],
-                    pixel_flow(motion, denoiser),
-                    pixel_valid(motion, denoiser),
-                )
-            )
+            float(warping_error(outputs[j], outputs[j - 1], flow, valid))
             for j in range(1, len(outputs))
         ]
         rows[name] = {
@@ -89,22 +79,6 @@ def run_modes(denoiser, conds, motion: Motion, shape, steps: int, device) -> dic
     for name in rows:
         rows[name]["cost_vs_unguided"] = rows[name]["seconds_per_step"] / base
     return rows
-
-
-def pixel_flow(motion: Motion, denoiser) -> torch.Tensor:
-    if denoiser.scale == 1:
-        return motion.forward
-    return (
-        torch.nn.functional.interpolate(motion.forward, scale_factor=denoiser.scale)
-        * denoiser.scale
-    )
-
-
-def pixel_valid(motion: Motion, denoiser) -> torch.Tensor:
-    if denoiser.scale == 1:
-        return motion.valid_forward
-    up = torch.nn.functional.interpolate(motion.valid_forward.float(), scale_factor=denoiser.scale)
-    return up > 0.5
 
 
 def cpu_builtin(frames: int, steps: int, size: int) -> dict:
@@ -224,12 +198,7 @@ def cuda_sdxl(frames: int, steps: int) -> dict:
     flow = torch.zeros(2, 1024, 1024)
     flow[0], flow[1] = 13.6, -6.1  # pixels per frame: 1.7 and -0.76 latent cells
     motion = translation_motion(flow, grid=8)
-    motion = Motion(
-        *(
-            t.to(device)
-            for t in (motion.backward, motion.valid_backward, motion.forward, motion.valid_forward)
-        )
-    )
+    motion = Motion(*(t.to(device) for t in motion.tensors()))
     print(
         f"CUDA ({torch.cuda.get_device_name()}), SDXL-shaped UNet, random weights, bf16, "
         f"128x128 latent, {steps} steps:"

@@ -199,28 +199,9 @@ def test_warp_noise_command_writes_noise_and_stats(tmp_path):
 
     clip = make_clip(tmp_path / "in.mp4", frames=5, size=(64, 48), audio=False)
     out, stats_path, viz = tmp_path / "n.safetensors", tmp_path / "s.json", tmp_path / "v.mp4"
-    code = main(
-        [
-            "-q",
-            "warp-noise",
-            str(clip),
-            "--method",
-            "integral",
-            "--grid",
-            "8",
-            "--channels",
-            "3",
-            "-o",
-            str(out),
-            "--stats",
-            str(stats_path),
-            "--viz",
-            str(viz),
-            "--no-cache",
-            "--seed",
-            "4",
-        ]
-    )
+    args = ["-q", "warp-noise", str(clip), "--method", "integral", "--grid", "8"]
+    args += ["--channels", "3", "--no-cache", "--seed", "4"]
+    code = main([*args, "-o", str(out), "--stats", str(stats_path), "--viz", str(viz)])
     assert code == 0
     with safe_open(str(out), framework="pt") as handle:
         noise = handle.get_tensor("noise")
@@ -231,26 +212,6 @@ def test_warp_noise_command_writes_noise_and_stats(tmp_path):
     assert rows[1]["temporal_correlation"] > 0.5  # the pattern moves 1 px/frame: noise follows
     assert open_video(viz).info.frame_count == 5
     again = tmp_path / "again.safetensors"
-    assert (
-        main(
-            [
-                "-q",
-                "warp-noise",
-                str(clip),
-                "--method",
-                "integral",
-                "--grid",
-                "8",
-                "--channels",
-                "3",
-                "-o",
-                str(again),
-                "--no-cache",
-                "--seed",
-                "4",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "-o", str(again)]) == 0
     with safe_open(str(again), framework="pt") as handle:
         torch.testing.assert_close(handle.get_tensor("noise"), noise, atol=0, rtol=0)

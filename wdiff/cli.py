@@ -726,7 +726,6 @@ def finetune(
     debug: DebugOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    from wdiff.errors import WdiffError
     from wdiff.progress import progress_bar
     from wdiff.train import TrainSettings
     from wdiff.train import finetune as run_finetune

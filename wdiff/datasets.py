@@ -35,15 +35,13 @@ def _photos(names) -> list[np.ndarray]:
     return [getattr(skimage.data, name)() for name in names]
 
 
-def _video_frames(
-    path: Path, every: int, shrink: int = 1, start: int = 0, stop: int | None = None
-) -> list[np.ndarray]:
+def _video_frames(path: Path, every: int, shrink: int = 1) -> list[np.ndarray]:
+    """Every ``every``-th frame of a clip, area-shrunk by ``shrink``."""
     from wdiff.video import open_video
 
-    reader = open_video(path)
     frames = []
-    for index, frame in enumerate(reader.frames()):
-        if index < start or (stop is not None and index >= stop) or (index - start) % every:
+    for index, frame in enumerate(open_video(path).frames()):
+        if index % every:
             continue
         if shrink > 1:
             tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float()

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from wdiff.errors import WdiffError
+from wdiff.flow.ops import chain, chain_valid, upscale_flow
+from wdiff.noise import Motion
 
 METHODS = ("warped", "batch-consistent")
 
@@ -95,53 +97,31 @@ def _task(settings: RestoreSettings):
     return SuperResolution(settings.scale) if settings.task == "sr" else Inpainting()
 
 
-def _frame_tensor(frame: np.ndarray, device) -> torch.Tensor:
-    from wdiff.video import frames_to_tensor
-
-    return frames_to_tensor(frame[None]).to(device)
-
-
 class _Motions:
-    """Motion of each frame pair on the output grid and on the working grid, from the input's
-    flows (upscaled for SR), and the chained flow from frame 0 for the report."""
+    """Motion of each frame pair on the output grid, from the input's flows (upscaled for SR),
+    and the chained flow from frame 0 for the report. The sampler and the report ask for the
+    same pair one after the other, so the last one is kept."""
 
-    def __init__(self, field, factor: int, grid: int, device):
-        self.field, self.factor, self.grid, self.device = field, factor, grid, device
+    def __init__(self, field, factor: int, device):
+        self.field, self.factor, self.device = field, factor, device
         self.first = None
+        self._last: tuple[int, Motion] | None = None
 
-    def pixel(self, index: int):
-        from wdiff.flow.ops import upscale_flow
-
-        pair = index - 1
+    def pixel(self, index: int) -> Motion:
+        if self._last is not None and self._last[0] == index:
+            return self._last[1]
+        pair = slice(index - 1, index)
         parts = []
         for flow, valid in (
             (self.field.backward, self.field.valid_backward),
             (self.field.forward, self.field.valid_forward),
         ):
-            parts += upscale_flow(
-                flow[pair : pair + 1].float(), valid[pair : pair + 1], self.factor
-            )
-        from wdiff.noise import Motion
+            parts += upscale_flow(flow[pair].float(), valid[pair], self.factor)
+        motion = Motion(*(t.to(self.device) for t in parts))
+        self._last = (index, motion)
+        return motion
 
-        return Motion(*(t.to(self.device) for t in parts))
-
-    def working(self, pixel_motion):
-        from wdiff.flow.ops import resize_to_grid
-        from wdiff.noise import Motion
-
-        if self.grid == 1:
-            return pixel_motion
-        backward, valid_backward = resize_to_grid(
-            pixel_motion.backward, pixel_motion.valid_backward, self.grid
-        )
-        forward, valid_forward = resize_to_grid(
-            pixel_motion.forward, pixel_motion.valid_forward, self.grid
-        )
-        return Motion(backward, valid_backward, forward, valid_forward)
-
-    def chained(self, pixel_motion):
-        from wdiff.flow.ops import chain, chain_valid
-
+    def chained(self, pixel_motion: Motion) -> tuple[torch.Tensor, torch.Tensor]:
         if self.first is None:
             self.first = (pixel_motion.forward, pixel_motion.valid_forward)
         else:
@@ -175,7 +155,7 @@ def restore(
     )
     from wdiff.metrics import warping_error
     from wdiff.noise import make_warper
-    from wdiff.video import VideoWriter, tensor_to_frames
+    from wdiff.video import VideoWriter, frames_to_tensor, tensor_to_frames
 
     stage_seconds = stage_seconds if stage_seconds is not None else {}
     if denoiser is None:
@@ -189,12 +169,12 @@ def restore(
     if width % denoiser.scale or height % denoiser.scale:
         raise WdiffError(f"output size {width}x{height} must be a multiple of {denoiser.scale}")
     shape = (1, denoiser.channels, height // denoiser.scale, width // denoiser.scale)
-    motions = _Motions(field, factor, denoiser.scale, device)
+    motions = _Motions(field, factor, device)
     mask_frames = list(masks.frames()) if masks is not None else None
     sigmas = denoiser.sigmas(settings.steps)
 
     def condition(index: int, frame: np.ndarray):
-        tensor = _frame_tensor(frame, device)
+        tensor = frames_to_tensor(frame).to(device)
         mask = None
         if mask_frames is not None:
             mask = torch.from_numpy(np.asarray(mask_frames[index]))[None, None].bool().to(device)
@@ -215,7 +195,7 @@ def restore(
         def inputs():
             for index, frame in enumerate(reader.frames()):
                 cond, _, _ = condition(index, frame)
-                motion = None if index == 0 else motions.working(motions.pixel(index))
+                motion = None if index == 0 else motions.pixel(index).to_grid(denoiser.scale)
                 yield cond, motion
 
         for result in sample_video(

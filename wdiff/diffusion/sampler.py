@@ -19,7 +19,10 @@ SOLVERS = ("euler", "heun")
 
 
 class StepGuide(Protocol):
-    """Guidance applied after each ODE step (see ``guidance.SelfGuide``)."""
+    """Guidance applied after each ODE step (see ``guidance.SelfGuide``); ``last_error`` is the
+    loss of its latest ``gradient`` call, for reports."""
+
+    last_error: float
 
     def active(self, step: int) -> bool: ...
 

@@ -34,16 +34,27 @@ class Motion:
     @classmethod
     def from_field(cls, field, index: int, grid: int = 1, device=None) -> Motion:
         """Frame ``index - 1`` -> ``index`` of a FlowField, on a grid ``grid`` times coarser."""
+        pair = slice(index - 1, index)
+        motion = cls(
+            field.backward[pair],
+            field.valid_backward[pair],
+            field.forward[pair],
+            field.valid_forward[pair],
+        ).to_grid(grid)
+        return cls(*(t.to(device) for t in motion.tensors()))
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.backward, self.valid_backward, self.forward, self.valid_forward
+
+    def to_grid(self, grid: int) -> Motion:
+        """The same motion on a grid ``grid`` times coarser (``flow.ops.resize_to_grid``)."""
         from wdiff.flow.ops import resize_to_grid
 
-        pair = index - 1
-        backward, valid_backward = resize_to_grid(
-            field.backward[pair : pair + 1], field.valid_backward[pair : pair + 1], grid
-        )
-        forward, valid_forward = resize_to_grid(
-            field.forward[pair : pair + 1], field.valid_forward[pair : pair + 1], grid
-        )
-        return cls(*(t.to(device) for t in (backward, valid_backward, forward, valid_forward)))
+        if grid == 1:
+            return self
+        backward, valid_backward = resize_to_grid(self.backward, self.valid_backward, grid)
+        forward, valid_forward = resize_to_grid(self.forward, self.valid_forward, grid)
+        return Motion(backward, valid_backward, forward, valid_forward)
 
 
 @dataclass
