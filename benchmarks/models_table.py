@@ -22,7 +22,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from wdiff.datasets import random_masks, sample_images
-from wdiff.diffusion import karras_sigmas, sample_frame
+from wdiff.diffusion import sample_frame
 from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet
 from wdiff.noise.base import generator
 from wdiff.noise.gp import gp_noise
@@ -72,7 +72,9 @@ def sample(
     shape = (cond.shape[0], 3, *cond.shape[-2:])
     noise = gp_noise(shape, gen) if noise_kind == "gp" else torch.randn(shape, generator=gen)
     with torch.no_grad():
-        return sample_frame(denoiser, noise, karras_sigmas(steps), cond, keep_predictions=False).x0
+        return sample_frame(
+            denoiser, noise, denoiser.sigmas(steps), cond, keep_predictions=False
+        ).x0
 
 
 def main() -> None:

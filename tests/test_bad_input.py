@@ -177,10 +177,3 @@ def test_the_installed_script_exits_2_without_traceback(tmp_path):
         text=True,
     )
     assert debug.returncode == 2 and "Traceback" in debug.stderr
-
-
-def test_unbuilt_subcommands_exit_2_and_say_so(capfd):
-    for command in ("eval",):
-        assert main([command, "in.mp4"]) == 2
-        err = capfd.readouterr().err.strip()
-        assert "not built yet" in err and "\n" not in err

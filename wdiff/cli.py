@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from wdiff import __version__
-from wdiff.errors import NotBuiltError, WdiffError
+from wdiff.errors import WdiffError
 
 try:  # Typer >= 0.2x carries its own copy of click; older ones use click itself.
     from typer._click import exceptions as click_exceptions
@@ -212,12 +212,6 @@ def _video_flows(reader, estimator, cache, label: str, quiet: bool):
 
 def _note(message: str) -> None:
     typer.echo(message, err=True)
-
-
-def _not_built(command: str, issue: int) -> None:
-    raise NotBuiltError(
-        f"wdiff {command} is not built yet (tracked in issue #{issue}); nothing was written"
-    )
 
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -683,14 +677,128 @@ def degrade(
 
 @app.command(
     "eval",
-    context_settings=_PASS_THROUGH,
     help=(
-        "Measure temporal consistency (warping error, tOF, flicker) and fidelity of outputs.\n\n"
-        "Example:\n\n  wdiff eval out.mp4 --reference gt.mp4 --flow-from in.mp4 -o eval.json"
+        "Measure temporal consistency (warping error to the previous and the first frame, "
+        "flicker, tOF) and, given a reference, fidelity (PSNR, SSIM, MSE) of videos.\n\n"
+        "All outputs are scored on one set of flows: --flows, else flows estimated on "
+        "--flow-from (e.g. the low-res input, rescaled), else on --reference, else on the first "
+        "output. Prints a summary; -o, --csv and --plot write files.\n\n"
+        "Examples:\n\n"
+        "  wdiff eval out.mp4 --reference gt.mp4 --flow-from in.mp4 -o eval.json\n\n"
+        "  wdiff eval guided.mp4 unguided.mp4 --flow-from low.mp4 --plot eval.png --csv eval.csv"
     ),
 )
-def evaluate(ctx: typer.Context) -> None:
-    _not_built("eval", 8)
+def evaluate(
+    ctx: typer.Context,
+    videos: Annotated[list[str], typer.Argument(help="Videos (files or frame folders) to score.")],
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Ground-truth video for PSNR/SSIM/MSE/tOF.")
+    ] = None,
+    flow_from: Annotated[
+        str | None, typer.Option("--flow-from", help="Estimate the flows on this video.")
+    ] = None,
+    flows_file: Annotated[
+        Path | None, typer.Option("--flows", help="Flows file from `wdiff flow`.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON report.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-frame table.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of errors over frames.")] = None,
+    flow_method: FlowMethodOption = "dis",
+    fps: FpsOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    raft_weights: RaftWeightsOption = None,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    debug: DebugOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    from wdiff import evaluate as scoring
+    from wdiff import flow as flows
+    from wdiff.outputs import check_output
+    from wdiff.progress import progress_bar
+    from wdiff.video import open_video, resolve_input
+
+    options = _options(ctx, device, seed, debug, quiet)
+    if flows_file is not None and flow_from is not None:
+        raise WdiffError("give --flows or --flow-from, not both")
+    sources = [resolve_input(video) for video in videos]
+    reference_path = resolve_input(reference) if reference else None
+    inputs = sources + [p for p in (reference_path, flows_file) if p is not None]
+    written = []
+    for path, suffix in ((output, ".json"), (csv_path, ".csv"), (plot, ".png")):
+        if path is not None:
+            if path.suffix.lower() != suffix:
+                raise WdiffError(f"{path}: give a {suffix} file name")
+            check_output(path, inputs + written, overwrite)
+            written.append(path)
+    readers = [open_video(path, fps=fps) for path in sources]
+    reference_reader = open_video(reference_path, fps=fps) if reference_path else None
+    torch_device = options.torch_device()
+    estimator = flows.make_estimator(flow_method, raft_weights=raft_weights, device=torch_device)
+    if flows_file is not None:
+        field, flow_source = flows.FlowField.load(flows_file), f"file {flows_file}"
+    else:
+        if flow_from is not None:
+            flow_reader, role = open_video(resolve_input(flow_from), fps=fps), "--flow-from"
+        elif reference_reader is not None:
+            flow_reader, role = reference_reader, "the reference"
+        else:
+            flow_reader, role = readers[0], "the first video"
+        flows.check_enough_frames(flow_reader.info)
+        cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
+        field, _ = _video_flows(flow_reader, estimator, cache, flow_method, options.quiet)
+        flow_source = f"{flow_method} on {role} ({flow_reader.info.path})"
+    total = sum(reader.info.frame_count for reader in readers)
+    scores = []
+    with progress_bar("eval (frames)", total, options.quiet) as advance:
+        for reader in readers:
+            scores.append(
+                scoring.score_video(
+                    reader, field, reference_reader, estimator, torch_device, advance
+                )
+            )
+    names = [s.name for s in scores]
+    for index, s in enumerate(scores):
+        if names.count(s.name) > 1:
+            s.name = f"{s.name}#{index + 1}"
+    skipped = scoring.skipped_metrics(reference_reader is not None, True)
+    document = scoring.result_document(scores, flow_source, skipped)
+    _print_eval_summary(scores, document)
+    if output is not None:
+        scoring.write_json(document, output)
+    if csv_path is not None:
+        scoring.write_csv(scores, csv_path)
+    if plot is not None:
+        scoring.write_plot(scores, plot)
+    if not options.quiet:
+        for path in written:
+            _note(f"wrote {path}")
+
+
+def _print_eval_summary(scores, document: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from wdiff.evaluate import LABELS, PER_FRAME
+
+    keys = [k for k in PER_FRAME if any(k in s.summary() for s in scores)]
+    table = Table(title=f"flows: {document['flow_source']}", title_justify="left")
+    table.add_column("video")
+    for key in keys:
+        table.add_column(LABELS[key], justify="right")
+    for s in scores:
+        summary = s.summary()
+        cells = [
+            f"{summary[k]['mean']:.4g} ± {summary[k]['std']:.2g}" if k in summary else "-"
+            for k in keys
+        ]
+        table.add_row(s.name, *cells)
+    console = Console(width=200)
+    console.print(table)
+    for key, reason in document["skipped"].items():
+        console.print(f"skipped {key}: {reason}", style="dim", highlight=False)
 
 
 @app.command(

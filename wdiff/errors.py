@@ -6,7 +6,3 @@ class WdiffError(Exception):
 
     The message names the file or option at fault and says how to fix it.
     """
-
-
-class NotBuiltError(WdiffError):
-    """A subcommand or option that exists in the interface but is not implemented yet."""

@@ -251,17 +251,18 @@ def restore(
                 "warping_error_previous": None,
                 "warping_error_first": None,
             }
+            unit = (pixels + 1) / 2  # errors in [0, 1] units, as `wdiff eval` gives them
             if index > 0:
                 motion = motions.pixel(index)
                 row["warping_error_previous"] = float(
-                    warping_error(pixels, previous, motion.forward, motion.valid_forward)[0]
+                    warping_error(unit, previous, motion.forward, motion.valid_forward)[0]
                 )
                 flow, valid = motions.chained(motion)
-                row["warping_error_first"] = float(warping_error(pixels, first, flow, valid)[0])
+                row["warping_error_first"] = float(warping_error(unit, first, flow, valid)[0])
             else:
-                first = pixels
+                first = unit
             writer.write(tensor_to_frames(pixels.cpu()))
-            previous = pixels
+            previous = unit
             now = time.perf_counter()
             row["seconds"] = round(now - began, 3)
             began = now

@@ -3,7 +3,8 @@ under Accelerate so the same code runs on one CPU or under ``accelerate launch``
 
 Per step: crops ``y`` in [-1, 1]; the observation from the task (SR: area-downsampled by a scale
 drawn from 2, 4, 8, then bicubic-upsampled; inpainting: a random free-form/box mask); a noise
-level ``ln sigma ~ N(-1.2, 1.2^2)``; noise GP or white; the loss
+level ``ln sigma ~ N(p_mean, p_std^2)`` (the model config's; -1.2 and 1.2 by default); noise GP
+or white; the loss
 ``(sigma^2 + sd^2) / (sigma sd)^2 * |D(y + sigma n, sigma, cond) - y|^2`` (Karras et al. 2022).
 """
 
@@ -19,7 +20,6 @@ import torch
 from wdiff.errors import WdiffError
 
 SR_SCALES = (2, 4, 8)
-P_MEAN, P_STD = -1.2, 1.2
 
 
 @dataclass
@@ -70,9 +70,11 @@ def edm_loss(
     noise: torch.Tensor,
     gen: torch.Generator,
     sigma_data: float = 0.5,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
 ) -> torch.Tensor:
     sd = sigma_data
-    log_sigma = P_MEAN + P_STD * torch.randn(clean.shape[0], generator=gen)
+    log_sigma = p_mean + p_std * torch.randn(clean.shape[0], generator=gen)
     sigma = log_sigma.exp().to(clean.device)
     scale = sigma.view(-1, 1, 1, 1)
     denoised = net(clean + scale * noise.to(clean.device), sigma, cond)
@@ -88,7 +90,7 @@ def finetune(settings: TrainSettings, report=None) -> dict:
     from diffusers.training_utils import EMAModel
 
     from wdiff.datasets import batches, folder_images, sample_images
-    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
+    from wdiff.models.builtin import ARCHITECTURES, TASK_DEFAULTS, BuiltinConfig, BuiltinNet
 
     if settings.task not in ("sr", "inpaint"):
         raise WdiffError(f"--task {settings.task}: use sr or inpaint")
@@ -111,7 +113,12 @@ def finetune(settings: TrainSettings, report=None) -> dict:
         sample_images("train") if settings.data == "samples" else folder_images(Path(settings.data))
     )
     torch.manual_seed(settings.seed)
-    config = BuiltinConfig(task=settings.task, noise=settings.noise, **ARCHITECTURES[settings.arch])
+    config = BuiltinConfig(
+        task=settings.task,
+        noise=settings.noise,
+        **TASK_DEFAULTS[settings.task],
+        **ARCHITECTURES[settings.arch],
+    )
     net = BuiltinNet(config)
     ema = EMAModel(net.parameters(), decay=settings.ema_decay)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=0.0)
@@ -133,7 +140,9 @@ def finetune(settings: TrainSettings, report=None) -> dict:
         cond = training_example(settings.task, crops, gen)
         noise = training_noise(settings.noise, crops.shape, gen)
         crops, cond = crops.to(accelerator.device), cond.to(accelerator.device)
-        loss = edm_loss(net, crops, cond, noise, gen, config.sigma_data)
+        loss = edm_loss(
+            net, crops, cond, noise, gen, config.sigma_data, config.p_mean, config.p_std
+        )
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(net.parameters(), 1.0)
         lr = settings.lr * min(1.0, (step + 1) / 200)  # warm-up

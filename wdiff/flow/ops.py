@@ -152,3 +152,21 @@ def upscale_flow(
     if valid is None:
         return fine, None
     return fine, F.interpolate(valid.float(), scale_factor=factor, mode="nearest") > 0.5
+
+
+def resize_flow(
+    flow: torch.Tensor, valid: torch.Tensor | None, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pixel flow ``(B, 2, h, w)`` -> the same motion on a ``size = (width, height)`` grid:
+    bilinear in position, dx scaled by width / w and dy by height / h; validity by nearest."""
+    width, height = size
+    if (flow.shape[-1], flow.shape[-2]) == (width, height):
+        return flow, valid
+    scale = torch.tensor(
+        [width / flow.shape[-1], height / flow.shape[-2]], dtype=flow.dtype, device=flow.device
+    ).view(1, 2, 1, 1)
+    resized = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+    if valid is None:
+        return resized * scale, None
+    kept = F.interpolate(valid.float(), size=(height, width), mode="nearest") > 0.5
+    return resized * scale, kept
