@@ -198,7 +198,9 @@ def default_output(source: Path, suffix: str) -> Path:
         if source.parent.name == "data" and source.name in SAMPLE_CLIPS.values()
         else source.parent
     )
-    return folder / f"{source.stem if source.is_file() else source.name}{suffix}"
+    return (
+        folder / f"{source.stem if source.suffix and not source.is_dir() else source.name}{suffix}"
+    )
 
 
 def _video_flows(reader, estimator, cache, label: str, quiet: bool):
@@ -444,6 +446,66 @@ OutputOption = Annotated[
 ]
 
 
+_SETTING_OF = {"flow_method": "flow"}  # option parameter -> RestoreSettings field
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="Settings from a preset (upscale-8x, upscale-4x, inpaint, fast, sdxl-upscale-8x, "
+        "sdxl-inpaint) or a YAML file; options given override it.",
+    ),
+]
+PrintConfigOption = Annotated[
+    bool, typer.Option("--print-config", help="Print the merged settings as YAML and exit.")
+]
+
+
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue an interrupted run after its last finished frame (state is kept in "
+        ".OUT.resume/ beside the output); the result equals an uninterrupted run.",
+    ),
+]
+
+
+def _run_state(output: Path, settings, inputs: list[Path], resume: bool, overwrite: bool, quiet):
+    """The resume state of this output (warped method), after checking what is already there."""
+    from wdiff import __version__
+    from wdiff.flow.cache import content_digest
+    from wdiff.resume import RunState, remove_stale_partials
+
+    if settings.method != "warped":
+        if resume:
+            raise WdiffError("--resume works with --method warped only (for now)")
+        return None
+    fingerprint = {
+        "settings": settings.to_dict(),
+        "inputs": [content_digest(path) if path.is_file() else str(path) for path in inputs],
+        "version": __version__,
+    }
+    state = RunState(output, fingerprint)
+    if state.exists() and not resume:
+        if not overwrite:
+            raise WdiffError(
+                f"{output}: an interrupted run left its state in {state.folder}; add --resume to "
+                "continue it or --overwrite to start over"
+            )
+        state.remove()
+    if resume and not state.exists() and not quiet:
+        _note(f"{output}: no interrupted run to resume; starting from the first frame")
+    remove_stale_partials(output)
+    return state
+
+
 def _restore(
     ctx,
     task: str,
@@ -457,18 +519,26 @@ def _restore(
     no_cache,
     raft_weights,
     overwrite,
+    preset: str | None,
+    print_config: bool,
+    resume: bool,
 ) -> None:
     import time
 
     from wdiff import flow as flows
+    from wdiff.config import merge_settings, settings_yaml
     from wdiff.outputs import check_output
-    from wdiff.pipeline import RestoreSettings, load_denoiser, restore, write_report
+    from wdiff.pipeline import load_denoiser, restore, write_report
     from wdiff.progress import progress_bar
     from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
 
     options = _options(ctx, *options_in)
-    settings = RestoreSettings(task=task, seed=options.seed, **settings_kwargs)
-    settings.validate()
+    given = {
+        _SETTING_OF.get(name, name): value
+        for name, value in settings_kwargs.items()
+        if _from_command_line(ctx, name)
+    }
+    settings = merge_settings(task, preset, given | {"seed": options.seed})
     source = resolve_input(input)
     mask_path = resolve_input(mask) if mask else None
     if settings.task == "sr":
@@ -477,11 +547,19 @@ def _restore(
         suffix = f".inpainted-{settings.method}-{settings.noise}.mp4"
     output = output or default_output(source, suffix)
     inputs = [source] + ([mask_path] if mask_path else [])
+    if print_config:
+        extra = {"input": str(source), "output": str(output)}
+        typer.echo(
+            settings_yaml(settings, preset, extra | ({"mask": str(mask_path)} if mask else {})),
+            nl=False,
+        )
+        return
     check_video_output(output)
     check_output(output, inputs, overwrite)
     reader = open_video(source, fps=fps)
     flows.check_enough_frames(reader.info)
     masks = MaskReader(mask_path, reader.info) if mask_path else None
+    run_state = _run_state(output, settings, inputs, resume, overwrite, options.quiet)
     device = options.torch_device()
     estimator = flows.make_estimator(settings.flow, raft_weights=raft_weights, device=device)
     cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
@@ -495,8 +573,12 @@ def _restore(
     stages["flow"] = time.perf_counter() - began
     label = f"upscale x{settings.scale}" if task == "sr" else "inpaint"
     with progress_bar(f"{label} (frames)", reader.info.frame_count, options.quiet) as advance:
-        report = restore(reader, field, output, settings, device, masks, advance, stages, denoiser)
+        report = restore(
+            reader, field, output, settings, device, masks, advance, stages, denoiser, run_state
+        )
     json_path, _ = write_report(report, output)
+    if run_state is not None:
+        run_state.remove()
     if not options.quiet:
         error = report["mean_warping_error_previous"]
         shown = f"{error:.3g}" if error is not None else "n/a"
@@ -531,6 +613,9 @@ def upscale(
     first_guidance: FirstGuidanceOption = 0.0,
     prompt: PromptOption = None,
     flow_method: FlowMethodOption = "dis",
+    preset: PresetOption = None,
+    print_config: PrintConfigOption = False,
+    resume: ResumeOption = False,
     raft_weights: RaftWeightsOption = None,
     fps: FpsOption = None,
     cache_dir: CacheDirOption = None,
@@ -552,7 +637,7 @@ def upscale(
         guidance_fraction=guidance_fraction,
         first_guidance=first_guidance,
         prompt=prompt,
-        flow=flow_method,
+        flow_method=flow_method,
     )
     _restore(
         ctx,
@@ -567,6 +652,9 @@ def upscale(
         no_cache,
         raft_weights,
         overwrite,
+        preset,
+        print_config,
+        resume,
     )
 
 
@@ -591,6 +679,9 @@ def inpaint(
     first_guidance: FirstGuidanceOption = 0.0,
     prompt: PromptOption = None,
     flow_method: FlowMethodOption = "dis",
+    preset: PresetOption = None,
+    print_config: PrintConfigOption = False,
+    resume: ResumeOption = False,
     raft_weights: RaftWeightsOption = None,
     fps: FpsOption = None,
     cache_dir: CacheDirOption = None,
@@ -611,7 +702,7 @@ def inpaint(
         guidance_fraction=guidance_fraction,
         first_guidance=first_guidance,
         prompt=prompt,
-        flow=flow_method,
+        flow_method=flow_method,
     )
     _restore(
         ctx,
@@ -626,6 +717,9 @@ def inpaint(
         no_cache,
         raft_weights,
         overwrite,
+        preset,
+        print_config,
+        resume,
     )
 
 

@@ -12,62 +12,16 @@ import platform
 import resource
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from wdiff.config import RestoreSettings
 from wdiff.errors import WdiffError
 from wdiff.flow.ops import chain, chain_valid, upscale_flow
 from wdiff.noise import Motion
-
-METHODS = ("warped", "batch-consistent")
-
-
-@dataclass
-class RestoreSettings:
-    """Everything that decides the output (the report records it)."""
-
-    task: str = "sr"
-    scale: int = 8
-    model: str = "builtin"
-    noise: str = "gp"
-    gp_extend: bool = False
-    method: str = "warped"
-    steps: int = 25
-    solver: str = "euler"
-    guidance: float = 1.0
-    guidance_mode: str = "full"
-    guidance_fraction: float = 1.0
-    first_guidance: float = 0.0
-    window: int = 8
-    cg_steps: int = 5
-    eta: float = 0.15
-    prompt: str | None = None
-    flow: str = "dis"
-    seed: int = 0
-    crf: int = 18
-
-    def validate(self) -> None:
-        from wdiff.noise import METHODS as NOISES
-
-        if self.task == "sr" and self.scale not in (1, 2, 4, 8):
-            raise WdiffError(f"--scale {self.scale}: use 2, 4 or 8")
-        if self.noise not in NOISES:
-            raise WdiffError(f"--noise {self.noise}: use one of {', '.join(NOISES)}")
-        if self.method not in METHODS:
-            raise WdiffError(f"--method {self.method}: use one of {', '.join(METHODS)}")
-        if self.steps < 1:
-            raise WdiffError(f"--steps {self.steps}: use at least 1")
-        if self.guidance < 0 or self.first_guidance < 0:
-            raise WdiffError("--guidance and --first-guidance must be >= 0")
-        if self.guidance_mode not in ("full", "cheap"):
-            raise WdiffError(f"--guidance-mode {self.guidance_mode}: use full or cheap")
-        if not 0 <= self.guidance_fraction <= 1:
-            raise WdiffError(f"--guidance-fraction {self.guidance_fraction}: use 0 to 1")
-        if self.solver not in ("euler", "heun"):
-            raise WdiffError(f"--solver {self.solver}: use euler or heun")
 
 
 def load_denoiser(settings: RestoreSettings, device: torch.device):
@@ -143,16 +97,21 @@ def restore(
     advance: Callable[[int], None] | None = None,
     stage_seconds: dict | None = None,
     denoiser=None,
+    run_state=None,
 ) -> dict:
     """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
-    report (also written as ``OUT.report.json`` and ``OUT.frames.csv`` by the caller)."""
+    report (also written as ``OUT.report.json`` and ``OUT.frames.csv`` by the caller).
+
+    ``run_state`` (a ``resume.RunState``, warped method only) records every finished frame and
+    the state after it; when it holds an interrupted run's state, that run continues.
+    """
     from wdiff.diffusion import (
         BatchConsistentSettings,
         GuidanceSettings,
         Window,
         sample_batch_consistent,
-        sample_video,
     )
+    from wdiff.diffusion.video import VideoSampler
     from wdiff.metrics import warping_error
     from wdiff.noise import make_warper
     from wdiff.video import VideoWriter, frames_to_tensor, tensor_to_frames
@@ -192,25 +151,19 @@ def restore(
             **({"extend": True} if settings.gp_extend and settings.noise == "gp" else {}),
         )
 
-        def inputs():
-            for index, frame in enumerate(reader.frames()):
-                cond, _, _ = condition(index, frame)
-                motion = None if index == 0 else motions.pixel(index).to_grid(denoiser.scale)
-                yield cond, motion
-
-        for result in sample_video(
-            denoiser,
-            warper,
-            inputs(),
-            shape,
-            sigmas,
-            settings.seed,
-            guidance,
-            settings.solver,
-            device,
-        ):
+        sampler = VideoSampler(
+            denoiser, warper, shape, sigmas, settings.seed, guidance, settings.solver, device
+        )
+        if resumed is not None:
+            sampler.load_state_tensors(
+                {k[8:]: v for k, v in resumed.items() if k.startswith("sampler.")}
+            )
+        for index, frame in enumerate(reader.frames(start=start), start=start):
+            cond, _, _ = condition(index, frame)
+            motion = None if index == 0 else motions.pixel(index).to_grid(denoiser.scale)
+            result = sampler.step(cond, motion)
             with torch.no_grad():
-                yield denoiser.decode(result.x0).float()
+                yield denoiser.decode(result.x0).float(), sampler
 
     def consistent_frames() -> Iterator[torch.Tensor]:
         def windows():
@@ -237,13 +190,29 @@ def restore(
             denoiser, windows(), shape[1:], sigmas, settings.seed, batch, device
         ):
             with torch.no_grad():
-                yield denoiser.decode(frame).float()
+                yield denoiser.decode(frame).float(), None
 
+    rows, previous, first, start, resumed = [], None, None, 0, None
+    if run_state is not None and settings.method != "warped":
+        raise WdiffError("--resume works with --method warped only (for now)")
+    if run_state is not None and run_state.exists():
+        start, resumed, rows = run_state.load()
+        previous, first = resumed.get("report.previous"), resumed.get("report.first")
+        previous, first = (t.to(device) if t is not None else None for t in (previous, first))
+        if "report.chained_flow" in resumed:
+            motions.first = (
+                resumed["report.chained_flow"].to(device),
+                resumed["report.chained_valid"].to(device),
+            )
     frames = warped_frames() if settings.method == "warped" else consistent_frames()
-    rows, previous, first = [], None, None
     began = time.perf_counter()
     with VideoWriter(output, info.fps, crf=settings.crf, audio_from=info) as writer:
-        for index, pixels in enumerate(frames):
+        if start:
+            for frame in run_state.frames(start):
+                writer.write(frame)
+            if advance:
+                advance(start)
+        for index, (pixels, sampler) in enumerate(frames, start=start):
             pixels = pixels.clamp(-1, 1)
             row = {
                 "frame": index,
@@ -261,12 +230,20 @@ def restore(
                 row["warping_error_first"] = float(warping_error(unit, first, flow, valid)[0])
             else:
                 first = unit
-            writer.write(tensor_to_frames(pixels.cpu()))
+            encoded = tensor_to_frames(pixels.cpu())
+            writer.write(encoded)
             previous = unit
             now = time.perf_counter()
             row["seconds"] = round(now - began, 3)
             began = now
             rows.append(row)
+            if run_state is not None:
+                state = {f"sampler.{k}": v for k, v in sampler.state_tensors().items()}
+                state |= {"report.previous": previous, "report.first": first}
+                if motions.first is not None:
+                    state["report.chained_flow"] = motions.first[0]
+                    state["report.chained_valid"] = motions.first[1]
+                run_state.save(index, encoded[0], state, rows)
             if advance:
                 advance(1)
     stage_seconds["sample_and_write"] = sum(r["seconds"] for r in rows)

@@ -2,7 +2,9 @@
 guided toward the previous frame's per-step predictions (and optionally frame 0's).
 
 Streams: it holds the noise state and at most two frames' per-step predictions (previous and
-first), on the device in the model's dtype; memory does not grow with the video's length.
+first), on the device in the model's dtype; memory does not grow with the video's length. The
+state between frames can be saved and loaded (``VideoSampler.state_tensors``), so a run resumes
+after its last finished frame with the same result.
 """
 
 from __future__ import annotations
@@ -16,7 +18,124 @@ from wdiff.diffusion.guidance import Anchor, GuidanceSettings, SelfGuide
 from wdiff.diffusion.sampler import FrameResult, sample_frame
 from wdiff.flow.ops import chain, chain_valid
 from wdiff.models.base import Denoiser
-from wdiff.noise.base import Motion, Warper
+from wdiff.noise.base import Motion, NoiseState, Warper
+
+
+class VideoSampler:
+    """Frame ``index`` of Algorithm 1 per :meth:`step` call, from frame 0 on.
+
+    ``shape`` = (B, C, h, w) of the working space. ``guidance`` None or with strength 0 is plain
+    warped-noise sampling.
+    """
+
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        warper: Warper,
+        shape: tuple[int, int, int, int],
+        sigmas: torch.Tensor,
+        seed: int,
+        guidance: GuidanceSettings | None = None,
+        solver: str = "euler",
+        device: torch.device | str = "cpu",
+    ):
+        self.denoiser, self.warper, self.shape = denoiser, warper, shape
+        self.sigmas, self.seed, self.solver, self.device = sigmas, seed, solver, device
+        self.guidance = guidance or GuidanceSettings(strength=0.0)
+        self.keep_previous = self.guidance.strength > 0
+        self.keep_first = self.guidance.first_strength > 0
+        self.index = 0  # the next frame
+        self.noise: NoiseState | None = None
+        self.previous: list[torch.Tensor] | None = None
+        self.first: list[torch.Tensor] | None = None
+        self.flow_from_first: torch.Tensor | None = None
+        self.valid_from_first: torch.Tensor | None = None
+
+    def step(self, cond: Any, motion: Motion | None) -> FrameResult:
+        """Sample the next frame; ``motion`` from the previous frame on the working grid (None
+        for frame 0)."""
+        guidance, steps = self.guidance, len(self.sigmas) - 1
+        if self.index == 0:
+            self.noise = self.warper.init(self.shape, self.seed, self.device)
+            guide = None
+        else:
+            if motion is None:
+                raise ValueError(f"frame {self.index} has no motion from frame {self.index - 1}")
+            self.noise = self.warper.warp(self.noise, motion)
+            anchors = []
+            if self.keep_previous:
+                anchors.append(
+                    Anchor(self.previous, motion.forward, motion.valid_forward, guidance.strength)
+                )
+            if self.keep_first:
+                if self.index == 1:
+                    self.flow_from_first, self.valid_from_first = (
+                        motion.forward,
+                        motion.valid_forward,
+                    )
+                else:
+                    self.valid_from_first = chain_valid(
+                        self.flow_from_first, self.valid_from_first, motion.valid_forward
+                    )
+                    self.flow_from_first = chain(self.flow_from_first, motion.forward)
+                    anchors.append(
+                        Anchor(
+                            self.first,
+                            self.flow_from_first,
+                            self.valid_from_first,
+                            guidance.first_strength,
+                        )
+                    )
+            guide = SelfGuide(guidance, anchors, steps, self.denoiser.sigma_data)
+        result = sample_frame(
+            self.denoiser,
+            self.warper.sample(self.noise),
+            self.sigmas,
+            cond,
+            solver=self.solver,
+            guide=guide,
+            keep_predictions=self.keep_previous or (self.keep_first and self.index == 0),
+        )
+        if self.index == 0 and self.keep_first:
+            self.first = result.predictions
+        self.previous = result.predictions if self.keep_previous else None
+        self.index += 1
+        return result
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything the next :meth:`step` depends on, as named tensors (``index`` and the
+        noise frame go in as 0-d tensors)."""
+        tensors = {"index": torch.tensor(self.index), "noise_frame": torch.tensor(0)}
+        if self.noise is not None:
+            tensors["noise_frame"] = torch.tensor(self.noise.frame)
+            tensors |= {
+                f"noise.{key}": value
+                for key, value in self.warper.state_tensors(self.noise).items()
+            }
+        for name in ("previous", "first"):
+            for step, prediction in enumerate(getattr(self, name) or []):
+                tensors[f"{name}.{step}"] = prediction
+        for name in ("flow_from_first", "valid_from_first"):
+            if getattr(self, name) is not None:
+                tensors[name] = getattr(self, name)
+        return {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        device = self.device
+        self.index = int(tensors["index"])
+        noise = {key[6:]: v.to(device) for key, v in tensors.items() if key.startswith("noise.")}
+        self.noise = (
+            self.warper.load_state(noise, int(tensors["noise_frame"]), self.seed) if noise else None
+        )
+        for name in ("previous", "first"):
+            steps = sorted(
+                (int(key.split(".")[1]), value.to(device))
+                for key, value in tensors.items()
+                if key.startswith(f"{name}.")
+            )
+            setattr(self, name, [value for _, value in steps] or None)
+        for name in ("flow_from_first", "valid_from_first"):
+            setattr(self, name, tensors[name].to(device) if name in tensors else None)
 
 
 def sample_video(
@@ -30,55 +149,8 @@ def sample_video(
     solver: str = "euler",
     device: torch.device | str = "cpu",
 ) -> Iterator[FrameResult]:
-    """Yield each frame's result, in order.
-
-    ``frames`` gives, per frame, the denoiser's condition and the ``Motion`` from the previous
-    frame on the working grid (None for frame 0). ``shape`` = (B, C, h, w) of the working space.
-    ``guidance`` None or with strength 0 is plain warped-noise sampling.
-    """
-    guidance = guidance or GuidanceSettings(strength=0.0)
-    steps = len(sigmas) - 1
-    keep_previous = guidance.strength > 0
-    keep_first = guidance.first_strength > 0
-    state = None
-    previous: list[torch.Tensor] | None = None
-    first: list[torch.Tensor] | None = None
-    flow_from_first = valid_from_first = None
-    for index, (cond, motion) in enumerate(frames):
-        if index == 0:
-            state = warper.init(shape, seed, device)
-            guide = None
-        else:
-            if motion is None:
-                raise ValueError(f"frame {index} has no motion from frame {index - 1}")
-            state = warper.warp(state, motion)
-            anchors = []
-            if keep_previous:
-                anchors.append(
-                    Anchor(previous, motion.forward, motion.valid_forward, guidance.strength)
-                )
-            if keep_first:
-                if index == 1:
-                    flow_from_first, valid_from_first = motion.forward, motion.valid_forward
-                else:
-                    valid_from_first = chain_valid(
-                        flow_from_first, valid_from_first, motion.valid_forward
-                    )
-                    flow_from_first = chain(flow_from_first, motion.forward)
-                    anchors.append(
-                        Anchor(first, flow_from_first, valid_from_first, guidance.first_strength)
-                    )
-            guide = SelfGuide(guidance, anchors, steps, denoiser.sigma_data)
-        result = sample_frame(
-            denoiser,
-            warper.sample(state),
-            sigmas,
-            cond,
-            solver=solver,
-            guide=guide,
-            keep_predictions=keep_previous or (keep_first and index == 0),
-        )
-        if index == 0 and keep_first:
-            first = result.predictions
-        previous = result.predictions if keep_previous else None
-        yield result
+    """Yield each frame's result, in order. ``frames`` gives, per frame, the denoiser's condition
+    and the ``Motion`` from the previous frame on the working grid (None for frame 0)."""
+    sampler = VideoSampler(denoiser, warper, shape, sigmas, seed, guidance, solver, device)
+    for cond, motion in frames:
+        yield sampler.step(cond, motion)

@@ -83,6 +83,20 @@ class Warper(ABC):
     """Base of all noise warpers; see the module docstring for the protocol."""
 
     name: str = ""
+    extra_type: type | None = None  # the dataclass of ``NoiseState.extra``, if any
+
+    def state_tensors(self, state: NoiseState) -> dict[str, torch.Tensor]:
+        """The state as named tensors (for resuming); with ``state.frame`` and ``state.seed``
+        it is all :meth:`load_state` needs."""
+        tensors = {"noise": state.noise}
+        if state.extra is not None:
+            tensors |= {f"extra.{key}": value for key, value in vars(state.extra).items()}
+        return tensors
+
+    def load_state(self, tensors: dict[str, torch.Tensor], frame: int, seed: int) -> NoiseState:
+        extra = {key[6:]: value for key, value in tensors.items() if key.startswith("extra.")}
+        state_extra = self.extra_type(**extra) if extra and self.extra_type else None
+        return NoiseState(frame, tensors["noise"], seed, state_extra)
 
     def init(self, shape: tuple[int, int, int, int], seed: int, device="cpu") -> NoiseState:
         """Frame 0's state for noise of ``shape`` = (B, C, h, w)."""

@@ -271,6 +271,7 @@ class GPWarper(Warper):
     """Warped GP noise: positions follow the flow, noise is ``xi`` read at the positions."""
 
     name = "gp"
+    extra_type = GPState
 
     def __init__(
         self,

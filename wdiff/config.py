@@ -1,0 +1,146 @@
+"""Run settings of ``wdiff upscale`` / ``inpaint`` and their YAML presets.
+
+A setting's value comes from, in rising priority: the defaults below, the preset
+(``--preset NAME`` from ``wdiff/presets/NAME.yaml``, or ``--preset FILE.yaml``), and the options
+given on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from wdiff.errors import WdiffError
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+METHODS = ("warped", "batch-consistent")
+PRESET_ONLY = ("description",)
+
+
+@dataclass
+class RestoreSettings:
+    """Everything that decides the output (the report records it)."""
+
+    task: str = "sr"
+    scale: int = 8
+    model: str = "builtin"
+    noise: str = "gp"
+    gp_extend: bool = False
+    method: str = "warped"
+    steps: int = 25
+    solver: str = "euler"
+    guidance: float = 1.0
+    guidance_mode: str = "full"
+    guidance_fraction: float = 1.0
+    first_guidance: float = 0.0
+    window: int = 8
+    cg_steps: int = 5
+    eta: float = 0.15
+    prompt: str | None = None
+    flow: str = "dis"
+    seed: int = 0
+    crf: int = 18
+
+    def validate(self) -> None:
+        from wdiff.noise import METHODS as NOISES
+
+        if self.task not in ("sr", "inpaint"):
+            raise WdiffError(f"task {self.task}: use sr or inpaint")
+        if self.task == "sr" and self.scale not in (1, 2, 4, 8):
+            raise WdiffError(f"--scale {self.scale}: use 2, 4 or 8")
+        if self.noise not in NOISES:
+            raise WdiffError(f"--noise {self.noise}: use one of {', '.join(NOISES)}")
+        if self.method not in METHODS:
+            raise WdiffError(f"--method {self.method}: use one of {', '.join(METHODS)}")
+        if self.steps < 1:
+            raise WdiffError(f"--steps {self.steps}: use at least 1")
+        if self.guidance < 0 or self.first_guidance < 0:
+            raise WdiffError("--guidance and --first-guidance must be >= 0")
+        if self.guidance_mode not in ("full", "cheap"):
+            raise WdiffError(f"--guidance-mode {self.guidance_mode}: use full or cheap")
+        if not 0 <= self.guidance_fraction <= 1:
+            raise WdiffError(f"--guidance-fraction {self.guidance_fraction}: use 0 to 1")
+        if self.solver not in ("euler", "heun"):
+            raise WdiffError(f"--solver {self.solver}: use euler or heun")
+        if self.window < 1 or self.cg_steps < 0 or not 0 <= self.eta <= 1:
+            raise WdiffError("window >= 1, cg_steps >= 0 and 0 <= eta <= 1, please")
+        if not 0 <= self.crf <= 51:
+            raise WdiffError(f"crf {self.crf}: use 0 (lossless) to 51")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(RestoreSettings))
+
+
+def preset_names() -> list[str]:
+    """The presets installed with the package."""
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    """``NAME`` of an installed preset, or a path to a YAML file."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise WdiffError(f"--preset {name}: no such file; check the path")
+        return path
+    installed = PRESETS_DIR / f"{name}.yaml"
+    if not installed.is_file():
+        raise WdiffError(
+            f"--preset {name}: no such preset; use one of {', '.join(preset_names())} "
+            "or a .yaml file"
+        )
+    return installed
+
+
+def load_preset(name: str) -> dict:
+    """The settings a preset sets (checked against ``RestoreSettings``'s fields and types)."""
+    path = preset_path(name)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise WdiffError(f"{path}: not valid YAML ({error}); fix the file") from error
+    if not isinstance(values, dict):
+        raise WdiffError(f"{path}: a preset is a mapping of setting: value; fix the file")
+    defaults = RestoreSettings()
+    for key, value in values.items():
+        if key in PRESET_ONLY:
+            continue
+        if key not in SETTING_NAMES:
+            raise WdiffError(f"{path}: unknown setting {key!r}; known: {', '.join(SETTING_NAMES)}")
+        expected = type(getattr(defaults, key))
+        if key == "prompt":
+            expected = str
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise WdiffError(
+                f"{path}: {key} should be {expected.__name__}, not {value!r}; fix the file"
+            )
+        values[key] = value
+    return {key: value for key, value in values.items() if key not in PRESET_ONLY}
+
+
+def merge_settings(task: str, preset: str | None, given: dict) -> RestoreSettings:
+    """Defaults < preset < ``given`` (the options set on the command line), validated."""
+    values = load_preset(preset) if preset else {}
+    if values.get("task", task) != task:
+        command = "upscale" if values["task"] == "sr" else "inpaint"
+        raise WdiffError(f"--preset {preset}: is a preset for `wdiff {command}`")
+    settings = RestoreSettings(**(values | given | {"task": task}))
+    if settings.model == "sdxl":
+        raise WdiffError(
+            f"--preset {preset}: needs --model /path/to/sdxl (a local diffusers SDXL folder)"
+        )
+    settings.validate()
+    return settings
+
+
+def settings_yaml(settings: RestoreSettings, preset: str | None, extra: dict) -> str:
+    """The merged settings as YAML, for ``--print-config``."""
+    document = {"preset": preset} | extra | settings.to_dict()
+    return yaml.safe_dump(document, sort_keys=False)

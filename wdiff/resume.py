@@ -1,0 +1,136 @@
+"""The state of a run kept beside its output, so ``--resume`` continues after a crash or a kill.
+
+``.OUT.resume/`` beside ``OUT`` holds every finished frame as a PNG (the exact uint8 frame that
+went to the encoder), and ``state.safetensors``: the sampler's state after the last finished
+frame, the report's running state, and in its metadata the run's fingerprint (settings, input
+digests, version) and the report rows so far. Each file is replaced atomically, the PNG before
+the state, so the state's frame count is always backed by PNGs. The folder is removed when the
+output is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from wdiff.errors import WdiffError
+from wdiff.outputs import atomic_output
+
+STATE_FILE = "state.safetensors"
+
+
+def resume_folder(output: Path) -> Path:
+    return output.with_name(f".{output.name}.resume")
+
+
+class RunState:
+    """The resume folder of one output; ``fingerprint`` says which run it belongs to."""
+
+    def __init__(self, output: Path, fingerprint: dict):
+        self.output = Path(output)
+        self.folder = resume_folder(self.output)
+        self.fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))
+
+    def exists(self) -> bool:
+        return (self.folder / STATE_FILE).is_file()
+
+    def load(self) -> tuple[int, dict[str, torch.Tensor], list[dict]]:
+        """(frames done, state tensors, report rows); refuses state from another run."""
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
+
+        path = self.folder / STATE_FILE
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            tensors = load_file(str(path))
+            saved = json.loads(metadata["fingerprint"])
+            done = int(metadata["frames_done"])
+            rows = json.loads(metadata["rows"])
+        except (SafetensorError, OSError, KeyError, ValueError) as error:
+            raise WdiffError(
+                f"{path}: unreadable resume state ({error}); add --overwrite to start over"
+            ) from error
+        differ = sorted(
+            key
+            for key in set(saved) | set(self.fingerprint)
+            if saved.get(key) != self.fingerprint.get(key)
+        )
+        if differ:
+            raise WdiffError(
+                f"{self.output}: the interrupted run differs in {', '.join(differ)}; resume with "
+                "its settings, or add --overwrite to start over"
+            )
+        missing = [i for i in range(done) if not self.frame_path(i).is_file()]
+        if missing:
+            raise WdiffError(
+                f"{self.folder}: frame {missing[0]} is missing; add --overwrite to start over"
+            )
+        return done, tensors, rows
+
+    def frame_path(self, index: int) -> Path:
+        return self.folder / f"frame_{index:06d}.png"
+
+    def frames(self, count: int) -> Iterator[np.ndarray]:
+        """The first ``count`` finished frames, uint8 RGB ``(H, W, 3)``."""
+        for index in range(count):
+            image = cv2.imread(str(self.frame_path(index)), cv2.IMREAD_COLOR)
+            if image is None:
+                raise WdiffError(f"{self.frame_path(index)}: unreadable; add --overwrite")
+            yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def save(
+        self, index: int, frame: np.ndarray, tensors: dict[str, torch.Tensor], rows: list[dict]
+    ) -> None:
+        """Record finished frame ``index`` (uint8 ``(H, W, 3)``) and the state after it."""
+        from safetensors.torch import save_file
+
+        self.folder.mkdir(exist_ok=True)
+        target = self.frame_path(index)
+        with atomic_output(target) as temporary:
+            if not cv2.imwrite(str(temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise WdiffError(f"{target}: could not write; check disk space")
+        metadata = {
+            "fingerprint": json.dumps(self.fingerprint, sort_keys=True),
+            "frames_done": str(index + 1),
+            "rows": json.dumps(rows),
+        }
+        # clones: the first frame's predictions are also the previous ones (shared storage)
+        contiguous = {key: value.detach().cpu().clone() for key, value in tensors.items()}
+        with atomic_output(self.folder / STATE_FILE) as temporary:
+            save_file(contiguous, str(temporary), metadata=metadata)
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def remove_stale_partials(output: Path) -> list[Path]:
+    """Temporary outputs left by killed runs (``.NAME.partial-PID.EXT`` whose process is gone)."""
+    output = Path(output)
+    pattern = re.compile(rf"^\.{re.escape(output.stem)}\.partial-(\d+){re.escape(output.suffix)}$")
+    removed = []
+    for path in output.parent.glob(f".{output.stem}.partial-*"):
+        match = pattern.match(path.name)
+        if match and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
