@@ -212,14 +212,33 @@ class TileBank:
         if in_atlas.any():
             chosen = slots[in_atlas]
             local = positions[in_atlas] - cells[in_atlas].to(positions.dtype) * self.tile
-            local = (local * self.oversample + self.halo).float()
+            local = local * self.oversample + self.halo
             row, column = chosen // self.COLUMNS, chosen % self.COLUMNS
-            atlas_xy = local + torch.stack([column, row], dim=-1).float() * self.size
-            out[:, in_atlas] = _bspline(self.atlas, atlas_xy)
+            origin = torch.stack([column, row], dim=-1) * self.size
+            out[:, in_atlas] = _bspline(self.atlas, local, origin)
         if (~in_atlas).any():
             out[:, ~in_atlas] = self.features.direct(positions[~in_atlas], exact=False).float()
         self._evict(set(unique.tolist()))
         return out
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Which tiles are built (in the order they were) and the direct evaluations spent on the
+        others: with them a new bank answers exactly as this one (tiles are rebuilt on load)."""
+        return {
+            "built": torch.tensor(list(self.slots), dtype=torch.int64),
+            "spent_keys": torch.tensor(list(self.spent), dtype=torch.int64),
+            "spent_counts": torch.tensor(list(self.spent.values()), dtype=torch.int64),
+        }
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.slots, self.free = {}, []
+        for key in tensors["built"].tolist():
+            tile_x, tile_y = divmod(key, _KEY_SPAN)
+            if tile_y >= _KEY_SPAN // 2:
+                tile_x, tile_y = tile_x + 1, tile_y - _KEY_SPAN
+            self._store(key, self._build(tile_x, tile_y))
+        keys, counts = tensors["spent_keys"].tolist(), tensors["spent_counts"].tolist()
+        self.spent = dict(zip(keys, counts, strict=True))
 
     def _evict(self, used: set) -> None:
         if len(self.slots) <= self.keep:
@@ -231,35 +250,29 @@ class TileBank:
 _KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
 
 
-def _bspline(atlas: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Cubic B-spline interpolation of the prefiltered ``atlas`` (1, C, H, W) at ``points``
-    (P, 2) (x, y) in atlas samples -> (C, P): four bilinear lookups (Sigg & Hadwiger 2005)."""
-    height, width = atlas.shape[-2:]
-    base = torch.floor(points)
-    t = points - base
-    w0 = (1 - t) ** 3 / 6
-    w1 = (3 * t**3 - 6 * t**2 + 4) / 6
-    w2 = (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6
-    w3 = t**3 / 6
-    g0, g1 = w0 + w1, w2 + w3
-    h0, h1 = base - 1 + w1 / g0, base + 1 + w3 / g1
-    scale = torch.tensor([2.0 / (width - 1), 2.0 / (height - 1)], device=points.device)
-    lookups = torch.stack(
-        [
-            torch.stack([h0[:, 0], h0[:, 1]], -1),
-            torch.stack([h1[:, 0], h0[:, 1]], -1),
-            torch.stack([h0[:, 0], h1[:, 1]], -1),
-            torch.stack([h1[:, 0], h1[:, 1]], -1),
-        ]
-    )  # (4, P, 2)
+def _bspline(atlas: torch.Tensor, local: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
+    """Cubic B-spline interpolation of the prefiltered ``atlas`` (1, C, H, W) -> (C, P).
+
+    ``local`` (P, 2) float64 (x, y) in samples from the tile's corner in the atlas, ``origin``
+    (P, 2) int64 that corner. The weights come from ``local`` alone and the 4x4 samples are read
+    by integer index, so a value does not depend on where in the atlas its tile sits (the bank
+    fills slots in the order tiles are needed; a resumed run must give the same noise).
+    """
+    channels, width = atlas.shape[1], atlas.shape[-1]
+    flat = atlas[0].reshape(channels, -1)
+    base = torch.floor(local)
+    t = (local - base).float()
     weights = torch.stack(
-        [g0[:, 0] * g0[:, 1], g1[:, 0] * g0[:, 1], g0[:, 0] * g1[:, 1], g1[:, 0] * g1[:, 1]]
-    )  # (4, P)
-    grid = (lookups * scale - 1)[None]  # (1, 4, P, 2)
-    values = F.grid_sample(atlas, grid, mode="bilinear", padding_mode="border", align_corners=True)[
-        0
-    ]  # (C, 4, P)
-    return (values * weights[None]).sum(dim=1)
+        [(1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6]
+        + [t**3 / 6]
+    )  # (4, P, 2): taps at base - 1 .. base + 2
+    corner = base.long() + origin - 1
+    out = torch.zeros(channels, local.shape[0], dtype=atlas.dtype, device=atlas.device)
+    for dy in range(4):
+        row_start = (corner[:, 1] + dy) * width + corner[:, 0]
+        for dx in range(4):
+            out += flat[:, row_start + dx] * (weights[dx, :, 0] * weights[dy, :, 1])[None]
+    return out
 
 
 @dataclass
@@ -301,6 +314,19 @@ class GPWarper(Warper):
         )
         state = NoiseState(0, torch.empty(0), seed, GPState(positions))
         state.noise = self.evaluate(state, channels)
+        return state
+
+    def state_tensors(self, state: NoiseState) -> dict[str, torch.Tensor]:
+        tensors = super().state_tensors(state)
+        if self._bank is not None and self._bank_seed[0] == state.seed:
+            tensors |= {f"bank.{k}": v for k, v in self._bank.state_tensors().items()}
+        return tensors
+
+    def load_state(self, tensors: dict[str, torch.Tensor], frame: int, seed: int) -> NoiseState:
+        state = super().load_state(tensors, frame, seed)
+        bank = {key[5:]: value for key, value in tensors.items() if key.startswith("bank.")}
+        if bank:
+            self._features(seed, state.noise.shape[1], state.noise.device).load_state_tensors(bank)
         return state
 
     def _features(self, seed: int, channels: int, device) -> TileBank:
