@@ -24,8 +24,10 @@ demo: setup
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/wdiff info builtin:bunny
 	$(BIN)/wdiff degrade builtin:bunny --scale 8 -o $(DEMO_OUT)/bunny.low-x8.mp4 --overwrite
-	$(BIN)/wdiff upscale $(DEMO_OUT)/bunny.low-x8.mp4 --scale 8 --steps 10 --guidance-mode cheap \
+	$(BIN)/wdiff upscale $(DEMO_OUT)/bunny.low-x8.mp4 --scale 8 --preset fast \
 		-o $(DEMO_OUT)/bunny.x8.mp4 --overwrite
+	$(BIN)/wdiff eval $(DEMO_OUT)/bunny.x8.mp4 --flow-from $(DEMO_OUT)/bunny.low-x8.mp4 \
+		-o $(DEMO_OUT)/bunny.eval.json --plot $(DEMO_OUT)/bunny.eval.png --overwrite
 	$(BIN)/wdiff flow builtin:bunny -o $(DEMO_OUT)/bunny.flows.safetensors \
 		--viz $(DEMO_OUT)/bunny.flow.mp4 --overwrite
 	@echo "demo outputs are in $(DEMO_OUT)/"

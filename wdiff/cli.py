@@ -529,7 +529,7 @@ def _restore(
     from wdiff.config import merge_settings, settings_yaml
     from wdiff.outputs import check_output
     from wdiff.pipeline import load_denoiser, restore, write_report
-    from wdiff.progress import progress_bar
+    from wdiff.progress import frame_and_step_bars
     from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
 
     options = _options(ctx, *options_in)
@@ -572,9 +572,22 @@ def _restore(
         field = flows.complete_field(field, list(masks.frames()))
     stages["flow"] = time.perf_counter() - began
     label = f"upscale x{settings.scale}" if task == "sr" else "inpaint"
-    with progress_bar(f"{label} (frames)", reader.info.frame_count, options.quiet) as advance:
+    bars = frame_and_step_bars(
+        f"{label} (frames)", reader.info.frame_count, settings.steps, options.quiet
+    )
+    with bars as (advance, on_step):
         report = restore(
-            reader, field, output, settings, device, masks, advance, stages, denoiser, run_state
+            reader,
+            field,
+            output,
+            settings,
+            device,
+            masks,
+            advance,
+            stages,
+            denoiser,
+            run_state,
+            on_step,
         )
     json_path, _ = write_report(report, output)
     if run_state is not None:

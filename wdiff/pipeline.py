@@ -98,12 +98,15 @@ def restore(
     stage_seconds: dict | None = None,
     denoiser=None,
     run_state=None,
+    on_step: Callable[[int], None] | None = None,
 ) -> dict:
     """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
     report (also written as ``OUT.report.json`` and ``OUT.frames.csv`` by the caller).
 
-    ``run_state`` (a ``resume.RunState``, warped method only) records every finished frame and
-    the state after it; when it holds an interrupted run's state, that run continues.
+    ``advance(n)`` is called as frames are written, ``on_step(k)`` after each diffusion step
+    of a frame (warped method). ``run_state`` (a ``resume.RunState``, warped method only)
+    records every finished frame and the state after it; when it holds an interrupted run's
+    state, that run continues.
     """
     from wdiff.diffusion import (
         BatchConsistentSettings,
@@ -161,7 +164,7 @@ def restore(
         for index, frame in enumerate(reader.frames(start=start), start=start):
             cond, _, _ = condition(index, frame)
             motion = None if index == 0 else motions.pixel(index).to_grid(denoiser.scale)
-            result = sampler.step(cond, motion)
+            result = sampler.step(cond, motion, on_step)
             with torch.no_grad():
                 yield denoiser.decode(result.x0).float(), sampler
 

@@ -8,6 +8,7 @@ noise covariance (white or GP), since D is the posterior mean under that noise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,11 +75,13 @@ def sample_frame(
     solver: str = "euler",
     guide: StepGuide | None = None,
     keep_predictions: bool = True,
+    on_step: Callable[[int], None] | None = None,
 ) -> FrameResult:
     """Sample one frame from ``noise`` (unit-scale, ``(B, C, h, w)``) along ``sigmas``.
 
     ``x = sigmas[0] * noise``; each step evaluates ``h = D(x, sigma_i, cond)`` (with a graph only
-    when ``guide`` needs it), takes the ODE step, then subtracts ``guide.gradient``.
+    when ``guide`` needs it), takes the ODE step, then subtracts ``guide.gradient``;
+    ``on_step(steps_done)`` is called after each step (progress display).
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver {solver!r}: use one of {SOLVERS}")
@@ -107,4 +110,6 @@ def sample_frame(
         if keep_predictions:
             predictions.append(denoised.detach().to(denoiser.dtype))
         x = x_next.detach()
+        if on_step is not None:
+            on_step(step + 1)
     return FrameResult(x, predictions, errors)

@@ -9,7 +9,7 @@ after its last finished frame with the same result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -51,9 +51,11 @@ class VideoSampler:
         self.flow_from_first: torch.Tensor | None = None
         self.valid_from_first: torch.Tensor | None = None
 
-    def step(self, cond: Any, motion: Motion | None) -> FrameResult:
+    def step(
+        self, cond: Any, motion: Motion | None, on_step: Callable[[int], None] | None = None
+    ) -> FrameResult:
         """Sample the next frame; ``motion`` from the previous frame on the working grid (None
-        for frame 0)."""
+        for frame 0); ``on_step`` as in ``sample_frame``."""
         guidance, steps = self.guidance, len(self.sigmas) - 1
         if self.index == 0:
             self.noise = self.warper.init(self.shape, self.seed, self.device)
@@ -95,6 +97,7 @@ class VideoSampler:
             solver=self.solver,
             guide=guide,
             keep_predictions=self.keep_previous or (self.keep_first and self.index == 0),
+            on_step=on_step,
         )
         if self.index == 0 and self.keep_first:
             self.first = result.predictions

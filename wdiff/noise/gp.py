@@ -267,12 +267,12 @@ def _bspline(atlas: torch.Tensor, local: torch.Tensor, origin: torch.Tensor) -> 
         + [t**3 / 6]
     )  # (4, P, 2): taps at base - 1 .. base + 2
     corner = base.long() + origin - 1
-    out = torch.zeros(channels, local.shape[0], dtype=atlas.dtype, device=atlas.device)
-    for dy in range(4):
-        row_start = (corner[:, 1] + dy) * width + corner[:, 0]
-        for dx in range(4):
-            out += flat[:, row_start + dx] * (weights[dx, :, 0] * weights[dy, :, 1])[None]
-    return out
+    offsets = torch.arange(4, device=local.device)
+    rows = (corner[:, 1][None] + offsets[:, None]) * width  # (4, P)
+    index = rows[:, None, :] + corner[:, 0][None, None] + offsets[None, :, None]  # (4y, 4x, P)
+    taps = weights[:, None, :, 1] * weights[None, :, :, 0]  # (4y, 4x, P)
+    samples = flat.index_select(1, index.reshape(-1)).view(channels, 16, -1)
+    return (samples * taps.reshape(1, 16, -1)).sum(dim=1)
 
 
 @dataclass
