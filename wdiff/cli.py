@@ -415,7 +415,34 @@ def warp_noise(
 
 
 ModelOption = Annotated[
-    str, typer.Option("--model", help="builtin (the shipped model for the task).")
+    str,
+    typer.Option(
+        "--model",
+        help="builtin (the shipped model for the task), a `wdiff finetune` run folder or model "
+        "file, or a local diffusers SDXL folder.",
+    ),
+]
+SDXL_PANEL = "SDXL memory and precision"
+DtypeOption = Annotated[
+    str,
+    typer.Option(
+        "--dtype", help="UNet/text encoders: bf16, fp16 or fp32.", rich_help_panel=SDXL_PANEL
+    ),
+]
+VaeTilingOption = Annotated[
+    bool,
+    typer.Option("--vae-tiling", help="Decode large frames in tiles.", rich_help_panel=SDXL_PANEL),
+]
+VaeSlicingOption = Annotated[
+    bool, typer.Option("--vae-slicing", help="VAE one image at a time.", rich_help_panel=SDXL_PANEL)
+]
+CpuOffloadOption = Annotated[
+    bool,
+    typer.Option(
+        "--cpu-offload",
+        help="Keep the VAE and text encoders on the CPU between uses.",
+        rich_help_panel=SDXL_PANEL,
+    ),
 ]
 NoiseMethodOption = Annotated[
     str, typer.Option("--noise", help="gp, integral, bilinear, nearest, fixed or resample.")
@@ -625,6 +652,10 @@ def upscale(
     guidance_fraction: GuidanceFractionOption = 1.0,
     first_guidance: FirstGuidanceOption = 0.0,
     prompt: PromptOption = None,
+    dtype: DtypeOption = "bf16",
+    vae_tiling: VaeTilingOption = False,
+    vae_slicing: VaeSlicingOption = False,
+    cpu_offload: CpuOffloadOption = False,
     flow_method: FlowMethodOption = "dis",
     preset: PresetOption = None,
     print_config: PrintConfigOption = False,
@@ -651,6 +682,10 @@ def upscale(
         first_guidance=first_guidance,
         prompt=prompt,
         flow_method=flow_method,
+        dtype=dtype,
+        vae_tiling=vae_tiling,
+        vae_slicing=vae_slicing,
+        cpu_offload=cpu_offload,
     )
     _restore(
         ctx,
@@ -691,6 +726,10 @@ def inpaint(
     guidance_fraction: GuidanceFractionOption = 1.0,
     first_guidance: FirstGuidanceOption = 0.0,
     prompt: PromptOption = None,
+    dtype: DtypeOption = "bf16",
+    vae_tiling: VaeTilingOption = False,
+    vae_slicing: VaeSlicingOption = False,
+    cpu_offload: CpuOffloadOption = False,
     flow_method: FlowMethodOption = "dis",
     preset: PresetOption = None,
     print_config: PrintConfigOption = False,
@@ -716,6 +755,10 @@ def inpaint(
         first_guidance=first_guidance,
         prompt=prompt,
         flow_method=flow_method,
+        dtype=dtype,
+        vae_tiling=vae_tiling,
+        vae_slicing=vae_slicing,
+        cpu_offload=cpu_offload,
     )
     _restore(
         ctx,
@@ -926,12 +969,12 @@ def finetune(
         str, typer.Option("--data", help="samples (media shipped in packages) or a folder.")
     ] = "samples",
     arch: Annotated[
-        str, typer.Option("--arch", help="builtin-small or builtin-tiny.")
+        str, typer.Option("--arch", help="builtin-small, builtin-tiny, or a local SDXL folder.")
     ] = "builtin-small",
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps in all.", min=1)] = 4000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per step.", min=1)] = 16,
     crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.", min=16)] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 5e-4,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (SDXL: 5e-6).")] = 5e-4,
     checkpoint_every: Annotated[
         int, typer.Option("--checkpoint-every", help="Steps between checkpoints.", min=1)
     ] = 500,
@@ -972,8 +1015,9 @@ def finetune(
 
         summary = run_finetune(settings, report)
     if summary:
+        result = out if Path(arch).is_dir() else out / "model.safetensors"
         _note(
-            f"{out / 'model.safetensors'}: {summary['steps_this_run']} steps in "
+            f"{result}: {summary['steps_this_run']} steps in "
             f"{summary['seconds_this_run']} s on {summary['device']}"
         )
 

@@ -42,6 +42,10 @@ class RestoreSettings:
     flow: str = "dis"
     seed: int = 0
     crf: int = 18
+    dtype: str = "bf16"  # SDXL UNet and text encoders (the VAE runs in fp32)
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    cpu_offload: bool = False
 
     def validate(self) -> None:
         from wdiff.noise import METHODS as NOISES
@@ -66,6 +70,8 @@ class RestoreSettings:
             raise WdiffError(f"--solver {self.solver}: use euler or heun")
         if self.window < 1 or self.cg_steps < 0 or not 0 <= self.eta <= 1:
             raise WdiffError("window >= 1, cg_steps >= 0 and 0 <= eta <= 1, please")
+        if self.dtype not in ("bf16", "fp16", "fp32"):
+            raise WdiffError(f"--dtype {self.dtype}: use bf16, fp16 or fp32")
         if not 0 <= self.crf <= 51:
             raise WdiffError(f"crf {self.crf}: use 0 (lossless) to 51")
 

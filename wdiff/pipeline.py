@@ -42,7 +42,17 @@ def load_denoiser(settings: RestoreSettings, device: torch.device):
         return BuiltinDenoiser(net, device)
     if not path.exists():
         raise WdiffError(f"--model {name}: no such file or folder; use builtin or a model file")
-    raise WdiffError(f"--model {name}: SDXL folders are not supported yet (issue #6)")
+    if path.is_dir():
+        from wdiff.models.sdxl import SDXLDenoiser, SDXLOptions
+
+        options = SDXLOptions(
+            settings.dtype, settings.vae_tiling, settings.vae_slicing, settings.cpu_offload
+        )
+        return SDXLDenoiser(path, settings.task, device, options)
+    raise WdiffError(
+        f"--model {name}: not a model; use builtin, a `wdiff finetune` run folder or model "
+        "file, or a diffusers SDXL folder"
+    )
 
 
 def _task(settings: RestoreSettings):

@@ -97,9 +97,13 @@ def finetune(settings: TrainSettings, report=None) -> dict:
     if settings.noise not in ("gp", "white"):
         raise WdiffError(f"--noise {settings.noise}: use gp or white")
     if settings.arch not in ARCHITECTURES:
+        if Path(settings.arch).is_dir():
+            from wdiff.train_sdxl import finetune_sdxl
+
+            return finetune_sdxl(settings, report)
         raise WdiffError(
-            f"--arch {settings.arch}: fine-tuning SDXL is not built yet (issue #6); "
-            f"use one of {', '.join(ARCHITECTURES)}"
+            f"--arch {settings.arch}: use one of {', '.join(ARCHITECTURES)} or a local diffusers "
+            "SDXL folder"
         )
     out = Path(settings.out)
     checkpoint = out / "checkpoint"

@@ -1,0 +1,121 @@
+"""``wdiff finetune --arch /path/to/sdxl``: fine-tune SDXL's UNet for SR or inpainting with GP
+or white noise in latent space, conditioned by channel concatenation (``conv_in`` widened with
+zero weights; see ``models.sdxl``). The paper's settings: AdamW, lr from ``--lr`` (5e-6 in the
+paper), betas 0.9/0.999, weight decay 1e-2, eps 1e-8, gradient clipping 1.0, bf16 on GPUs.
+
+Per step: latents ``z0`` of the crops, a training timestep drawn uniformly, its sigma,
+``x = z0 + sigma n`` and the epsilon loss ``|(D(x) - z0) / sigma|^2``. The result is a complete
+diffusers SDXL folder at ``--out`` (the tuned UNet beside the base model's other parts), which
+``--model`` takes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from wdiff.errors import WdiffError
+
+
+def finetune_sdxl(settings, report=None) -> dict:
+    from accelerate import Accelerator
+    from diffusers import StableDiffusionXLPipeline
+
+    from wdiff.datasets import batches, folder_images, random_masks, sample_images
+    from wdiff.diffusion.schedules import training_sigmas
+    from wdiff.models.sdxl import SDXLDenoiser, SDXLOptions, is_sdxl_folder
+    from wdiff.tasks import Inpainting, SuperResolution
+    from wdiff.train import SR_SCALES, _checkpoint, plot_losses, training_noise
+
+    base, out = Path(settings.arch), Path(settings.out)
+    checkpoint = out / "checkpoint"
+    if settings.resume and not (checkpoint / "state.json").is_file():
+        raise WdiffError(f"{checkpoint}: no checkpoint to resume; drop --resume to start afresh")
+    if not settings.resume and is_sdxl_folder(out):
+        raise WdiffError(f"{out}: holds a fine-tuned model; pick another --out or add --resume")
+    accelerator = Accelerator(
+        cpu=settings.cpu, mixed_precision="bf16" if torch.cuda.is_available() else "no"
+    )
+    denoiser = SDXLDenoiser(base, settings.task, accelerator.device, SDXLOptions(dtype="fp32"))
+    images = (
+        sample_images("train") if settings.data == "samples" else folder_images(Path(settings.data))
+    )
+    torch.manual_seed(settings.seed)
+    unet = denoiser.unet.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(
+        unet.parameters(), lr=settings.lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8
+    )
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    denoiser.unet = unet
+    start = 0
+    if settings.resume:
+        accelerator.load_state(str(checkpoint))
+        start = json.loads((checkpoint / "state.json").read_text())["step"]
+    sigmas = training_sigmas(denoiser.scheduler)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.jsonl"
+    began, losses, seen = time.time(), [], 0
+    rank_seed = settings.seed * 1000 + accelerator.process_index
+    for step, crops, gen in batches(images, settings.crop, settings.batch_size, rank_seed, start):
+        if step >= settings.steps:
+            break
+        crops = crops.to(accelerator.device)
+        if settings.task == "sr":
+            scale = SR_SCALES[int(torch.randint(len(SR_SCALES), (1,), generator=gen))]
+            task = SuperResolution(scale)
+            cond = denoiser.condition(task, task.degrade(crops))
+        else:
+            masks = random_masks(crops.shape[0], crops.shape[-1], gen)
+            cond = denoiser.condition(Inpainting(), crops, masks.to(accelerator.device))
+        clean = denoiser.encode(crops)
+        noise = training_noise(settings.noise, clean.shape, gen).to(accelerator.device)
+        timestep = torch.randint(len(sigmas), (clean.shape[0],), generator=gen)
+        sigma = sigmas[timestep].to(accelerator.device)
+        scale_ = sigma.view(-1, 1, 1, 1)
+        with accelerator.autocast():
+            denoised = denoiser(clean + scale_ * noise, sigma, cond)
+        loss = (((denoised.float() - clean) / scale_) ** 2).mean()
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+        seen += 1
+        done = step + 1
+        if (done % settings.log_every == 0 or done == settings.steps) and (
+            accelerator.is_main_process
+        ):
+            row = {"step": done, "loss": sum(losses) / len(losses), "lr": settings.lr}
+            row["seconds"] = round(time.time() - began, 1)
+            with log_path.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            losses = []
+            if report:
+                report(done, settings.steps, row["loss"])
+        if done % settings.checkpoint_every == 0 or done == settings.steps:
+            _checkpoint(accelerator, checkpoint, done, settings)
+    accelerator.wait_for_everyone()
+    summary = {}
+    if accelerator.is_main_process:
+        tuned = accelerator.unwrap_model(unet).eval().requires_grad_(False)
+        pipeline = StableDiffusionXLPipeline.from_pretrained(
+            base, unet=tuned.to(torch.float32), local_files_only=True
+        )
+        pipeline.save_pretrained(out)
+        summary = {
+            "steps": settings.steps,
+            "seconds_this_run": round(time.time() - began, 1),
+            "steps_this_run": seen,
+            "device": str(accelerator.device),
+            "processes": accelerator.num_processes,
+            "images": len(images),
+        }
+        (out / "wdiff_finetune.json").write_text(
+            json.dumps({"settings": asdict(settings), "summary": summary}, indent=2) + "\n"
+        )
+        plot_losses(log_path, out / "loss.png")
+    return summary
