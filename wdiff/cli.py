@@ -7,6 +7,7 @@ the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -533,6 +534,30 @@ def _run_state(output: Path, settings, inputs: list[Path], resume: bool, overwri
     return state
 
 
+@contextlib.contextmanager
+def _memory_advice(settings, info):
+    """Out of memory -> one line naming what to try (the partial output is removed, the resume
+    state kept)."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as error:
+        factor = settings.scale if settings.task == "sr" else 1
+        size = f"{info.width * factor}x{info.height * factor}"
+        tips = "--dtype fp16, --vae-tiling, --vae-slicing, --cpu-offload"
+        if settings.guidance_mode == "full" and settings.guidance > 0:
+            tips = "--guidance-mode cheap (no backpropagation), " + tips
+        raise WdiffError(
+            f"out of memory sampling {size} frames on {_device_name(error)}; try {tips}, "
+            "a smaller --scale or --device cpu, then --resume"
+        ) from error
+
+
+def _device_name(error: Exception) -> str:
+    return "the GPU" if "CUDA" in str(error) or "cuda" in str(error) else "this device"
+
+
 def _restore(
     ctx,
     task: str,
@@ -602,7 +627,7 @@ def _restore(
     bars = frame_and_step_bars(
         f"{label} (frames)", reader.info.frame_count, settings.steps, options.quiet
     )
-    with bars as (advance, on_step):
+    with bars as (advance, on_step), _memory_advice(settings, reader.info):
         report = restore(
             reader,
             field,
