@@ -33,12 +33,14 @@ demo: setup
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 # The shipped models (docs/models.md): GP noise, then copied into the package.
-TRAIN_STEPS ?= 2000
+SR_STEPS ?= 4000
+INPAINT_STEPS ?= 1000
 RUNS ?= runs
 train-builtin: setup
 	for task in sr inpaint; do \
+		steps=$$(test $$task = sr && echo $(SR_STEPS) || echo $(INPAINT_STEPS)); \
 		resume=$$(test -f $(RUNS)/$$task-gp/checkpoint/state.json && echo --resume); \
-		$(BIN)/wdiff finetune --task $$task --noise gp --data samples --steps $(TRAIN_STEPS) \
+		$(BIN)/wdiff finetune --task $$task --noise gp --data samples --steps $$steps \
 			--out $(RUNS)/$$task-gp $$resume || exit 1; \
 		mkdir -p wdiff/models/weights; \
 		cp $(RUNS)/$$task-gp/model.safetensors wdiff/models/weights/$$task.safetensors; \
@@ -47,8 +49,9 @@ train-builtin: setup
 # Their white-noise twins, for the GP-versus-white comparison in docs/models.md.
 train-white: setup
 	for task in sr inpaint; do \
+		steps=$$(test $$task = sr && echo $(SR_STEPS) || echo $(INPAINT_STEPS)); \
 		resume=$$(test -f $(RUNS)/$$task-white/checkpoint/state.json && echo --resume); \
-		$(BIN)/wdiff finetune --task $$task --noise white --data samples --steps $(TRAIN_STEPS) \
+		$(BIN)/wdiff finetune --task $$task --noise white --data samples --steps $$steps \
 			--out $(RUNS)/$$task-white $$resume || exit 1; \
 	done
 
