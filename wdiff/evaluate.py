@@ -47,9 +47,12 @@ LABELS = {
 }
 PSNR_CAP = 100.0  # dB, for frames identical to the reference
 OPTIONAL_METRICS = {
-    "lpips": "needs local LPIPS weights (--lpips-weights); none are downloaded",
-    "fid": "needs local Inception weights (--fid-weights); none are downloaded",
-    "clip_score": "needs a local CLIP model folder (--clip-model) and --prompt",
+    "lpips": "needs LPIPS weights, which are never downloaded; loading them from a local "
+    "file is not built yet",
+    "fid": "needs Inception weights, which are never downloaded; loading them from a local "
+    "file is not built yet",
+    "clip_score": "needs a CLIP model, which is never downloaded; loading one from a local "
+    "folder is not built yet",
 }
 
 
