@@ -52,6 +52,7 @@ ROWS = [
     ("Warped Diffusion, cheap guidance", {"noise": "gp", "guidance": 1.0, "mode": "cheap"}),
 ]
 NOISE_ONLY = ROWS[:6]
+WARMED: list[bool] = []
 FPS = Fraction(24)
 
 
@@ -170,6 +171,11 @@ def shifted_experiment(args, work: Path, task: str, denoiser, rows) -> dict:
                 mask = folder / "mask.png"
                 cv2.imwrite(str(mask), hole)
             base = RestoreSettings(task=task, scale=scale, steps=args.steps, seed=args.seed)
+            if not WARMED:  # first calls pay one-time costs (allocations, GP feature banks)
+                run_row(
+                    base, low_folder, input_field, truth_folder, score_field, folder, denoiser, mask
+                )
+                WARMED.append(True)
             for name, row in rows:
                 result = run_row(
                     settings_for(base, row),

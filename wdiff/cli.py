@@ -423,6 +423,18 @@ ModelOption = Annotated[
         "file, or a local diffusers SDXL folder.",
     ),
 ]
+TileOption = Annotated[
+    int,
+    typer.Option(
+        "--tile",
+        help="Denoise frames in tiles of this many output pixels (0 = whole frames): for "
+        "frames larger than the model fits in memory.",
+        min=0,
+    ),
+]
+TileOverlapOption = Annotated[
+    int, typer.Option("--tile-overlap", help="Output pixels shared by neighbouring tiles.")
+]
 SDXL_PANEL = "SDXL memory and precision"
 DtypeOption = Annotated[
     str,
@@ -545,7 +557,7 @@ def _memory_advice(settings, info):
     except torch.OutOfMemoryError as error:
         factor = settings.scale if settings.task == "sr" else 1
         size = f"{info.width * factor}x{info.height * factor}"
-        tips = "--dtype fp16, --vae-tiling, --vae-slicing, --cpu-offload"
+        tips = "--tile 512, --dtype fp16, --vae-tiling, --vae-slicing, --cpu-offload"
         if settings.guidance_mode == "full" and settings.guidance > 0:
             tips = "--guidance-mode cheap (no backpropagation), " + tips
         raise WdiffError(
@@ -681,6 +693,8 @@ def upscale(
     vae_tiling: VaeTilingOption = False,
     vae_slicing: VaeSlicingOption = False,
     cpu_offload: CpuOffloadOption = False,
+    tile: TileOption = 0,
+    tile_overlap: TileOverlapOption = 32,
     flow_method: FlowMethodOption = "dis",
     preset: PresetOption = None,
     print_config: PrintConfigOption = False,
@@ -711,6 +725,8 @@ def upscale(
         vae_tiling=vae_tiling,
         vae_slicing=vae_slicing,
         cpu_offload=cpu_offload,
+        tile=tile,
+        tile_overlap=tile_overlap,
     )
     _restore(
         ctx,
@@ -755,6 +771,8 @@ def inpaint(
     vae_tiling: VaeTilingOption = False,
     vae_slicing: VaeSlicingOption = False,
     cpu_offload: CpuOffloadOption = False,
+    tile: TileOption = 0,
+    tile_overlap: TileOverlapOption = 32,
     flow_method: FlowMethodOption = "dis",
     preset: PresetOption = None,
     print_config: PrintConfigOption = False,
@@ -784,6 +802,8 @@ def inpaint(
         vae_tiling=vae_tiling,
         vae_slicing=vae_slicing,
         cpu_offload=cpu_offload,
+        tile=tile,
+        tile_overlap=tile_overlap,
     )
     _restore(
         ctx,

@@ -46,6 +46,8 @@ class RestoreSettings:
     vae_tiling: bool = False
     vae_slicing: bool = False
     cpu_offload: bool = False
+    tile: int = 0  # output pixels per tile side (0 = whole frames)
+    tile_overlap: int = 32  # output pixels shared by neighbouring tiles
 
     def validate(self) -> None:
         from wdiff.noise import METHODS as NOISES
@@ -72,6 +74,11 @@ class RestoreSettings:
             raise WdiffError("window >= 1, cg_steps >= 0 and 0 <= eta <= 1, please")
         if self.dtype not in ("bf16", "fp16", "fp32"):
             raise WdiffError(f"--dtype {self.dtype}: use bf16, fp16 or fp32")
+        if self.tile and (self.tile_overlap < 2 or self.tile < 2 * self.tile_overlap):
+            raise WdiffError(
+                f"--tile {self.tile} --tile-overlap {self.tile_overlap}: the overlap must be at "
+                "least 2 and at most half the tile"
+            )
         if not 0 <= self.crf <= 51:
             raise WdiffError(f"crf {self.crf}: use 0 (lossless) to 51")
 

@@ -134,6 +134,13 @@ def restore(
         began = time.perf_counter()
         denoiser = load_denoiser(settings, device)
         stage_seconds["load_model"] = time.perf_counter() - began
+    if settings.tile:
+        from wdiff.diffusion.tiling import TiledDenoiser
+
+        cells = max(1, denoiser.scale)
+        denoiser = TiledDenoiser(
+            denoiser, settings.tile // cells, max(2, settings.tile_overlap // cells)
+        )
     task = _task(settings)
     info = reader.info
     factor = settings.scale if settings.task == "sr" else 1
