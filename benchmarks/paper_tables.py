@@ -237,6 +237,24 @@ def clip_experiment(args, work: Path, denoiser) -> tuple[dict, dict]:
     return table, curves
 
 
+def verdict(rows: dict) -> str:
+    """The issue's checks on one table: Warped Diffusion's warping error (to the previous frame)
+    against the best noise-only row and against every row, and its PSNR gap to the best row."""
+    noise_only = {name: rows[name] for name, _ in NOISE_ONLY}
+    best_name = min(noise_only, key=lambda name: noise_only[name]["warp_prev"])
+    ours = rows["Warped Diffusion (GP + guidance)"]
+    lowest = min(rows, key=lambda name: rows[name]["warp_prev"])
+    best_psnr = max(rows, key=lambda name: rows[name]["psnr"])
+    ratio = noise_only[best_name]["warp_prev"] / ours["warp_prev"]
+    gap = rows[best_psnr]["psnr"] - ours["psnr"]
+    relation = f"{ratio:.1f}x below" if ratio >= 1 else f"{1 / ratio:.1f}x above"
+    return (
+        f"Warped Diffusion's warping error to the previous frame is {relation} the best "
+        f"noise-only row ({best_name}); the lowest of all rows is {lowest}. Its PSNR is "
+        f"{gap:.2f} dB below the best row ({best_psnr})."
+    )
+
+
 def markdown_table(rows: dict) -> str:
     lines = [
         "| method | warping error, first | warping error, previous | PSNR | SSIM | MSE | s/frame |",
@@ -336,7 +354,7 @@ def write_markdown(args, results: dict, figure: Path) -> None:
             parts += [f"Not run: {results[key]['skipped']}", ""]
             continue
         for kind, rows in results[key].items():
-            parts += [f"### {kind} shifts", "", markdown_table(rows), ""]
+            parts += [f"### {kind} shifts", "", markdown_table(rows), "", verdict(rows), ""]
     parts += [
         "## 8x super-resolution of real clips (cf. Table 3)",
         "",
@@ -344,6 +362,8 @@ def write_markdown(args, results: dict, figure: Path) -> None:
         f"{args.clip_frames} frames at {args.clip_width} px wide, averaged.",
         "",
         markdown_table(results["clips"]),
+        "",
+        verdict(results["clips"]),
         "",
         f"![warping error over frames]({figure.relative_to(args.out.parent)})",
         "",
