@@ -898,6 +898,21 @@ def evaluate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON report.")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-frame table.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG of errors over frames.")] = None,
+    lpips_weights: Annotated[
+        Path | None,
+        typer.Option("--lpips-weights", help="torchvision AlexNet weights (.pth) for LPIPS."),
+    ] = None,
+    fid_weights: Annotated[
+        Path | None,
+        typer.Option("--fid-weights", help="torchvision Inception-v3 weights (.pth) for FID."),
+    ] = None,
+    clip_model: Annotated[
+        Path | None,
+        typer.Option("--clip-model", help="Local CLIP model folder for the CLIP score."),
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="Text the CLIP score compares frames with.")
+    ] = None,
     flow_method: FlowMethodOption = "dis",
     fps: FpsOption = None,
     cache_dir: CacheDirOption = None,
@@ -911,6 +926,7 @@ def evaluate(
 ) -> None:
     from wdiff import evaluate as scoring
     from wdiff import flow as flows
+    from wdiff import perceptual
     from wdiff.outputs import check_output
     from wdiff.progress import progress_bar
     from wdiff.video import open_video, resolve_input
@@ -945,20 +961,27 @@ def evaluate(
         cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
         field, _ = _video_flows(flow_reader, estimator, cache, flow_method, options.quiet)
         flow_source = f"{flow_method} on {role} ({flow_reader.info.path})"
+    if clip_model is not None and not prompt:
+        raise WdiffError("--clip-model needs --prompt (the text to score the frames against)")
+    weighted = scoring.WeightedMetrics(
+        lpips=perceptual.LPIPSMetric(lpips_weights, torch_device) if lpips_weights else None,
+        inception=perceptual.InceptionFeatures(fid_weights, torch_device) if fid_weights else None,
+        clip=perceptual.CLIPScore(clip_model, prompt, torch_device) if clip_model else None,
+    )
     total = sum(reader.info.frame_count for reader in readers)
     scores = []
     with progress_bar("eval (frames)", total, options.quiet) as advance:
         for reader in readers:
             scores.append(
                 scoring.score_video(
-                    reader, field, reference_reader, estimator, torch_device, advance
+                    reader, field, reference_reader, estimator, torch_device, advance, weighted
                 )
             )
     names = [s.name for s in scores]
     for index, s in enumerate(scores):
         if names.count(s.name) > 1:
             s.name = f"{s.name}#{index + 1}"
-    skipped = scoring.skipped_metrics(reference_reader is not None, True)
+    skipped = scoring.skipped_metrics(reference_reader is not None, True, weighted)
     document = scoring.result_document(scores, flow_source, skipped)
     _print_eval_summary(scores, document)
     if output is not None:
@@ -978,7 +1001,7 @@ def _print_eval_summary(scores, document: dict) -> None:
 
     from wdiff.evaluate import LABELS, PER_FRAME
 
-    keys = [k for k in PER_FRAME if any(k in s.summary() for s in scores)]
+    keys = [k for k in (*PER_FRAME, "fid") if any(k in s.summary() for s in scores)]
     table = Table(title=f"flows: {document['flow_source']}", title_justify="left")
     table.add_column("video")
     for key in keys:

@@ -35,7 +35,17 @@ from wdiff.flow.ops import chain, chain_valid, resize_flow
 from wdiff.outputs import atomic_output
 from wdiff.video import VideoReader, frames_to_tensor
 
-PER_FRAME = ("warp_prev", "warp_first", "flicker", "tof", "psnr", "ssim", "mse")
+PER_FRAME = (
+    "warp_prev",
+    "warp_first",
+    "flicker",
+    "tof",
+    "psnr",
+    "ssim",
+    "mse",
+    "lpips",
+    "clip_score",
+)
 LABELS = {
     "warp_prev": "warping error to the previous frame",
     "warp_first": "warping error to the first frame",
@@ -44,16 +54,27 @@ LABELS = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
     "mse": "MSE",
+    "lpips": "LPIPS",
+    "clip_score": "CLIP score",
+    "fid": "FID (torchvision Inception)",
 }
 PSNR_CAP = 100.0  # dB, for frames identical to the reference
 OPTIONAL_METRICS = {
-    "lpips": "needs LPIPS weights, which are never downloaded; loading them from a local "
-    "file is not built yet",
-    "fid": "needs Inception weights, which are never downloaded; loading them from a local "
-    "file is not built yet",
-    "clip_score": "needs a CLIP model, which is never downloaded; loading one from a local "
-    "folder is not built yet",
+    "lpips": "needs --reference and --lpips-weights (torchvision AlexNet weights; never "
+    "downloaded)",
+    "fid": "needs --reference and --fid-weights (torchvision Inception-v3 weights; never "
+    "downloaded)",
+    "clip_score": "needs --clip-model (a local CLIP folder) and --prompt",
 }
+
+
+@dataclass
+class WeightedMetrics:
+    """The metrics that need weights (``wdiff.perceptual``), each None when not asked for."""
+
+    lpips: object | None = None
+    inception: object | None = None
+    clip: object | None = None
 
 
 @dataclass
@@ -64,9 +85,10 @@ class VideoScores:
     path: str
     frames: int
     rows: list[dict] = field(default_factory=list)
+    fid: float | None = None
 
     def summary(self) -> dict[str, dict[str, float | None]]:
-        out = {}
+        out = {} if self.fid is None else {"fid": {"mean": self.fid, "std": 0.0}}
         for key in PER_FRAME:
             values = [row[key] for row in self.rows if _number(row.get(key))]
             if values:
@@ -103,6 +125,7 @@ def score_video(
     estimator=None,
     device: torch.device | str = "cpu",
     advance: Callable[[int], None] | None = None,
+    weighted: WeightedMetrics | None = None,
 ) -> VideoScores:
     """Per-frame metrics of one video (see the module docstring). ``estimator`` (needed for tOF
     with a reference) maps uint8 ``(n, H, W, 3)`` pairs to flows ``(n, 2, H, W)``."""
@@ -119,6 +142,7 @@ def score_video(
     scores = VideoScores(info.path.stem, str(info.path), info.frame_count)
     truths = reference.frames() if reference is not None else iter(())
     previous = first = chained = previous_raw = previous_truth = None
+    features: tuple[list, list] = ([], [])
     for index, raw in enumerate(reader.frames()):
         unit = _unit(raw, device)
         row: dict[str, float | int | None] = {"frame": index} | dict.fromkeys(PER_FRAME)
@@ -144,8 +168,15 @@ def score_video(
                 row["tof"] = float(metrics.tof(flow_out, flow_ref)[0])
         else:
             first = unit
+        if weighted is not None and weighted.clip is not None:
+            row["clip_score"] = float(weighted.clip(unit.cpu())[0])
         if truth_raw is not None:
             truth = _unit(truth_raw, device)
+            if weighted is not None and weighted.lpips is not None:
+                row["lpips"] = float(weighted.lpips(unit, truth)[0])
+            if weighted is not None and weighted.inception is not None:
+                features[0].append(weighted.inception(unit))
+                features[1].append(weighted.inception(truth))
             error = float(metrics.mse(unit, truth)[0])
             row["mse"] = error
             row["psnr"] = min(PSNR_CAP, -10 * math.log10(error)) if error > 0 else PSNR_CAP
@@ -157,14 +188,26 @@ def score_video(
         previous, previous_raw, previous_truth = unit, raw, truth_raw
         if advance:
             advance(1)
+    if features[0]:
+        from wdiff.perceptual import frechet_distance
+
+        scores.fid = frechet_distance(torch.cat(features[0]), torch.cat(features[1]))
     if len(scores.rows) != info.frame_count:
         raise WdiffError(f"{info.path}: decoded {len(scores.rows)} of {info.frame_count} frames")
     return scores
 
 
-def skipped_metrics(has_reference: bool, estimator_given: bool) -> dict[str, str]:
+def skipped_metrics(
+    has_reference: bool, estimator_given: bool, weighted: WeightedMetrics | None = None
+) -> dict[str, str]:
     """Metrics not computed in this run, with the reason."""
-    skipped = dict(OPTIONAL_METRICS)
+    weighted = weighted or WeightedMetrics()
+    given = {
+        "lpips": weighted.lpips is not None and has_reference,
+        "fid": weighted.inception is not None and has_reference,
+        "clip_score": weighted.clip is not None,
+    }
+    skipped = {key: reason for key, reason in OPTIONAL_METRICS.items() if not given[key]}
     if not has_reference:
         for key in ("psnr", "ssim", "mse", "tof"):
             skipped[key] = "needs --reference (the ground-truth video)"
