@@ -45,13 +45,14 @@ ROWS = [
     ("Resample", {"noise": "resample", "guidance": 0.0}),
     ("Nearest", {"noise": "nearest", "guidance": 0.0}),
     ("Bilinear (white)", {"noise": "bilinear", "guidance": 0.0}),
+    ("Bilinear (GP)", {"noise": "bilinear-gp", "guidance": 0.0}),
     ("Integral (How I Warped Your Noise)", {"noise": "integral", "guidance": 0.0}),
     ("GP warping", {"noise": "gp", "guidance": 0.0}),
     ("Batch-consistent (Kwon & Ye)", {"noise": "gp", "method": "batch-consistent"}),
     ("Warped Diffusion (GP + guidance)", {"noise": "gp", "guidance": 1.0}),
     ("Warped Diffusion, cheap guidance", {"noise": "gp", "guidance": 1.0, "mode": "cheap"}),
 ]
-NOISE_ONLY = ROWS[:6]
+NOISE_ONLY = ROWS[:7]
 WARMED: list[bool] = []
 FPS = Fraction(24)
 

@@ -124,7 +124,7 @@ def test_gp_fast_path_agrees_with_direct_evaluation():
     assert float((slow.sample(state) - fast).abs().max()) <= 1e-2
 
 
-@pytest.mark.parametrize("method", ["gp", "integral", "nearest", "bilinear"])
+@pytest.mark.parametrize("method", ["gp", "integral", "nearest", "bilinear", "bilinear-gp"])
 def test_integer_shift_reproduces_the_noise_exactly_inside(method):
     warper = make_warper(method)
     state = warper.init((1, 4, 64, 64), 3)
@@ -134,7 +134,9 @@ def test_integer_shift_reproduces_the_noise_exactly_inside(method):
     torch.testing.assert_close(after[..., 4:-4, 4:-4], before[..., 6:-2, 1:-7], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("method", ["gp", "integral", "nearest", "bilinear", "fixed", "resample"])
+@pytest.mark.parametrize(
+    "method", ["gp", "integral", "nearest", "bilinear", "bilinear-gp", "fixed", "resample"]
+)
 def test_same_seed_same_noise(method):
     motion = affine_motion("rotation", 48)
     a = run(method, motion, 3, seed=11)[2]

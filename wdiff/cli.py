@@ -324,7 +324,10 @@ def warp_noise(
         ),
     ] = None,
     method: Annotated[
-        str, typer.Option("--method", help="gp, integral, bilinear, nearest, fixed or resample.")
+        str,
+        typer.Option(
+            "--method", help="gp, integral, bilinear, bilinear-gp, nearest, fixed or resample."
+        ),
     ] = "gp",
     channels: Annotated[int, typer.Option("--channels", help="Noise channels.", min=1)] = 4,
     grid: Annotated[
@@ -458,7 +461,10 @@ CpuOffloadOption = Annotated[
     ),
 ]
 NoiseMethodOption = Annotated[
-    str, typer.Option("--noise", help="gp, integral, bilinear, nearest, fixed or resample.")
+    str,
+    typer.Option(
+        "--noise", help="gp, integral, bilinear, bilinear-gp, nearest, fixed or resample."
+    ),
 ]
 MethodOption = Annotated[
     str, typer.Option("--method", help="warped (ours) or batch-consistent (Kwon & Ye).")

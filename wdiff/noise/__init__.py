@@ -9,11 +9,11 @@ from wdiff.noise.base import (
     ResampleWarper,
     Warper,
 )
-from wdiff.noise.gp import GPWarper, RandomFourierFeatures, kernel
+from wdiff.noise.gp import BilinearGPWarper, GPWarper, RandomFourierFeatures, kernel
 from wdiff.noise.integral import IntegralWarper
 from wdiff.noise.video_noise import frame_stats, grid_shape, warp_video_noise, write_noise_video
 
-METHODS = ("gp", "integral", "bilinear", "nearest", "fixed", "resample")
+METHODS = ("gp", "integral", "bilinear", "bilinear-gp", "nearest", "fixed", "resample")
 
 
 def make_warper(method: str, **options) -> Warper:
@@ -26,6 +26,7 @@ def make_warper(method: str, **options) -> Warper:
         return IntegralWarper(**options)
     simple = {
         "bilinear": BilinearWarper,
+        "bilinear-gp": BilinearGPWarper,
         "nearest": NearestWarper,
         "fixed": FixedWarper,
         "resample": ResampleWarper,
@@ -37,6 +38,7 @@ def make_warper(method: str, **options) -> Warper:
 
 __all__ = [
     "METHODS",
+    "BilinearGPWarper",
     "BilinearWarper",
     "FixedWarper",
     "GPWarper",

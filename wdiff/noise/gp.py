@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from wdiff.noise.base import Motion, NoiseState, Warper, generator
+from wdiff.noise.base import BilinearWarper, Motion, NoiseState, Warper, generator
 
 FRESH_STRIDE = float(1 << 20)  # cells between generations of fresh positions (independent noise)
 BATCH_STRIDE = float(1 << 30)  # cells between the videos of a batch
@@ -470,3 +470,17 @@ def _axis_root(size: int, length_scale: float, truncation: float) -> torch.Tenso
     )
     values, vectors = torch.linalg.eigh(kernel(lag, length_scale, truncation))
     return vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T
+
+
+class BilinearGPWarper(BilinearWarper):
+    """The paper's "bilinear (GP)" baseline: an exact GP sample (``gp_noise``) moved by bilinear
+    interpolation like ``bilinear``, with fresh GP samples where the flow is invalid."""
+
+    name = "bilinear-gp"
+
+    def init(self, shape, seed: int, device="cpu") -> NoiseState:
+        return NoiseState(0, gp_noise(shape, generator(seed, self.name, 0)).to(device), seed)
+
+    def fresh(self, state: NoiseState, frame: int) -> torch.Tensor:
+        noise = gp_noise(state.noise.shape, generator(state.seed, self.name, frame))
+        return noise.to(state.noise.device)
