@@ -72,6 +72,9 @@ def test_finetune_one_step_then_upscale_and_inpaint(tiny_sdxl, tmp_path):
     assert (info.width, info.height, info.frame_count) == (32, 24, 4)
     report = json.loads((tmp_path / "up.report.json").read_text())
     assert report["frames"][1]["warping_error_previous"] is not None
+    # a latent model's report also has the errors in its working space
+    assert report["frames"][1]["latent_warping_error_previous"] is not None
+    assert report["mean_latent_warping_error_first"] >= 0
 
     mask = tmp_path / "mask.png"
     from PIL import Image

@@ -20,7 +20,7 @@ import torch
 
 from wdiff.config import RestoreSettings
 from wdiff.errors import WdiffError
-from wdiff.flow.ops import chain, chain_valid, upscale_flow
+from wdiff.flow.ops import chain, chain_valid, resize_to_grid, upscale_flow
 from wdiff.noise import Motion
 
 
@@ -183,7 +183,7 @@ def restore(
             motion = None if index == 0 else motions.pixel(index).to_grid(denoiser.scale)
             result = sampler.step(cond, motion, on_step)
             with torch.no_grad():
-                yield denoiser.decode(result.x0).float(), sampler
+                yield denoiser.decode(result.x0).float(), sampler, result.x0
 
     def consistent_frames() -> Iterator[torch.Tensor]:
         def windows():
@@ -210,7 +210,7 @@ def restore(
             denoiser, windows(), shape[1:], sigmas, settings.seed, batch, device
         ):
             with torch.no_grad():
-                yield denoiser.decode(frame).float(), None
+                yield denoiser.decode(frame).float(), None, frame
 
     rows, previous, first, start, resumed = [], None, None, 0, None
     if run_state is not None and settings.method != "warped":
@@ -224,6 +224,13 @@ def restore(
                 resumed["report.chained_flow"].to(device),
                 resumed["report.chained_valid"].to(device),
             )
+    in_latents = denoiser.space == "latent"  # errors also in the working space (issue #7)
+    latents = [None, None]  # previous, first
+    if resumed is not None and in_latents:
+        latents = [
+            resumed["report.previous_latent"].to(device),
+            resumed["report.first_latent"].to(device),
+        ]
     frames = warped_frames() if settings.method == "warped" else consistent_frames()
     began = time.perf_counter()
     with VideoWriter(output, info.fps, crf=settings.crf, audio_from=info) as writer:
@@ -232,7 +239,7 @@ def restore(
                 writer.write(frame)
             if advance:
                 advance(start)
-        for index, (pixels, sampler) in enumerate(frames, start=start):
+        for index, (pixels, sampler, latent) in enumerate(frames, start=start):
             pixels = pixels.clamp(-1, 1)
             row = {
                 "frame": index,
@@ -240,6 +247,9 @@ def restore(
                 "warping_error_previous": None,
                 "warping_error_first": None,
             }
+            if in_latents:
+                row |= {"latent_warping_error_previous": None, "latent_warping_error_first": None}
+                latent = latent.detach().float()
             unit = (pixels + 1) / 2  # errors in [0, 1] units, as `wdiff eval` gives them
             if index > 0:
                 motion = motions.pixel(index)
@@ -248,8 +258,21 @@ def restore(
                 )
                 flow, valid = motions.chained(motion)
                 row["warping_error_first"] = float(warping_error(unit, first, flow, valid)[0])
+                if in_latents:
+                    grid = motion.to_grid(denoiser.scale)
+                    row["latent_warping_error_previous"] = float(
+                        warping_error(latent, latents[0], grid.forward, grid.valid_forward)[0]
+                    )
+                    coarse, coarse_valid = resize_to_grid(flow, valid, denoiser.scale)
+                    row["latent_warping_error_first"] = float(
+                        warping_error(latent, latents[1], coarse, coarse_valid)[0]
+                    )
             else:
                 first = unit
+                if in_latents:
+                    latents[1] = latent
+            if in_latents:
+                latents[0] = latent
             encoded = tensor_to_frames(pixels.cpu())
             writer.write(encoded)
             previous = unit
@@ -260,6 +283,11 @@ def restore(
             if run_state is not None:
                 state = {f"sampler.{k}": v for k, v in sampler.state_tensors().items()}
                 state |= {"report.previous": previous, "report.first": first}
+                if in_latents:
+                    state |= {
+                        "report.previous_latent": latents[0],
+                        "report.first_latent": latents[1],
+                    }
                 if motions.first is not None:
                     state["report.chained_flow"] = motions.first[0]
                     state["report.chained_valid"] = motions.first[1]
@@ -306,6 +334,12 @@ def summarise(settings, rows, stage_seconds, device, info, output, size) -> dict
         "peak_memory": peak,
         "mean_warping_error_previous": _mean([r["warping_error_previous"] for r in rows]),
         "mean_warping_error_first": _mean([r["warping_error_first"] for r in rows]),
+        "mean_latent_warping_error_previous": _mean(
+            [r.get("latent_warping_error_previous") for r in rows]
+        ),
+        "mean_latent_warping_error_first": _mean(
+            [r.get("latent_warping_error_first") for r in rows]
+        ),
         "frames": rows,
     }
 
