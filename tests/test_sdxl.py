@@ -86,3 +86,19 @@ def test_finetune_one_step_then_upscale_and_inpaint(tiny_sdxl, tmp_path):
     inpaint = ["inpaint", str(clip), "--mask", str(mask), "--prompt", "a robot on a bench"]
     assert main([*inpaint, "--model", str(tiny_sdxl), *common[2:], "-o", str(painted)]) == 0
     assert open_video(painted).info.frame_count == 4
+
+
+def test_eval_measures_warping_errors_in_the_latent_space(tiny_sdxl, tmp_path):
+    from media import make_frame_folder
+
+    video = make_frame_folder(tmp_path / "video", frames=4)  # 64x48: whole 2-pixel cells
+    out = tmp_path / "eval.json"
+    assert (
+        main(["eval", str(video), "--model", str(tiny_sdxl), "--no-cache", "-q", "-o", str(out)])
+        == 0
+    )
+    document = json.loads(out.read_text())
+    summary = document["videos"][0]["summary"]
+    assert summary["latent_warp_prev"]["mean"] >= 0 and summary["latent_warp_first"]["mean"] >= 0
+    assert "latent_warping_error" not in document["skipped"]
+    assert main(["eval", str(video), "--model", "builtin", "-q"]) == 2

@@ -919,6 +919,10 @@ def evaluate(
     prompt: Annotated[
         str | None, typer.Option("--prompt", help="Text the CLIP score compares frames with.")
     ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="SDXL folder: also measure warping errors in its latents."),
+    ] = None,
     flow_method: FlowMethodOption = "dis",
     fps: FpsOption = None,
     cache_dir: CacheDirOption = None,
@@ -973,6 +977,7 @@ def evaluate(
         lpips=perceptual.LPIPSMetric(lpips_weights, torch_device) if lpips_weights else None,
         inception=perceptual.InceptionFeatures(fid_weights, torch_device) if fid_weights else None,
         clip=perceptual.CLIPScore(clip_model, prompt, torch_device) if clip_model else None,
+        latent_model=_latent_encoder(model, torch_device) if model else None,
     )
     total = sum(reader.info.frame_count for reader in readers)
     scores = []
@@ -999,6 +1004,17 @@ def evaluate(
     if not options.quiet:
         for path in written:
             _note(f"wrote {path}")
+
+
+def _latent_encoder(model: Path, device):
+    from wdiff.models.sdxl import LatentEncoder, is_sdxl_folder
+
+    if str(model).startswith("builtin") or not is_sdxl_folder(model):
+        raise WdiffError(
+            f"--model {model}: give a diffusers SDXL folder; the built-in models work in pixel "
+            "space, where the pixel errors are the latent ones"
+        )
+    return LatentEncoder(model, device)
 
 
 def _print_eval_summary(scores, document: dict) -> None:

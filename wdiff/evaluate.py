@@ -31,7 +31,7 @@ import torch
 from wdiff import metrics
 from wdiff.errors import WdiffError
 from wdiff.flow.field import FlowField
-from wdiff.flow.ops import chain, chain_valid, resize_flow
+from wdiff.flow.ops import chain, chain_valid, resize_flow, resize_to_grid
 from wdiff.outputs import atomic_output
 from wdiff.video import VideoReader, frames_to_tensor
 
@@ -45,6 +45,8 @@ PER_FRAME = (
     "mse",
     "lpips",
     "clip_score",
+    "latent_warp_prev",
+    "latent_warp_first",
 )
 LABELS = {
     "warp_prev": "warping error to the previous frame",
@@ -57,6 +59,8 @@ LABELS = {
     "lpips": "LPIPS",
     "clip_score": "CLIP score",
     "fid": "FID (torchvision Inception)",
+    "latent_warp_prev": "latent warping error, previous",
+    "latent_warp_first": "latent warping error, first",
 }
 PSNR_CAP = 100.0  # dB, for frames identical to the reference
 OPTIONAL_METRICS = {
@@ -75,6 +79,7 @@ class WeightedMetrics:
     lpips: object | None = None
     inception: object | None = None
     clip: object | None = None
+    latent_model: object | None = None  # a latent Denoiser: its encode() and scale
 
 
 @dataclass
@@ -143,6 +148,13 @@ def score_video(
     truths = reference.frames() if reference is not None else iter(())
     previous = first = chained = previous_raw = previous_truth = None
     features: tuple[list, list] = ([], [])
+    encoder = weighted.latent_model if weighted is not None else None
+    latents: list[torch.Tensor | None] = [None, None]  # previous, first
+    if encoder is not None and (info.width % encoder.scale or info.height % encoder.scale):
+        raise WdiffError(
+            f"{info.path}: {info.width}x{info.height} is not a multiple of the model's "
+            f"{encoder.scale}-pixel latent cells; latent errors need whole cells"
+        )
     for index, raw in enumerate(reader.frames()):
         unit = _unit(raw, device)
         row: dict[str, float | int | None] = {"frame": index} | dict.fromkeys(PER_FRAME)
@@ -159,6 +171,18 @@ def score_video(
             else:
                 chained = (chain(chained[0], forward), chain_valid(*chained, valid))
             row["warp_first"] = float(metrics.warping_error(unit, first, *chained)[0])
+            if encoder is not None:
+                latent = encoder.encode(unit * 2 - 1).float()
+                scale = encoder.scale
+                step, step_valid = resize_to_grid(forward, valid, scale)
+                row["latent_warp_prev"] = float(
+                    metrics.warping_error(latent, latents[0], step, step_valid)[0]
+                )
+                whole, whole_valid = resize_to_grid(*chained, scale)
+                row["latent_warp_first"] = float(
+                    metrics.warping_error(latent, latents[1], whole, whole_valid)[0]
+                )
+                latents[0] = latent
             row["flicker"] = float(
                 metrics.flicker(unit, previous, metrics.static_mask(forward, valid))[0]
             )
@@ -168,6 +192,8 @@ def score_video(
                 row["tof"] = float(metrics.tof(flow_out, flow_ref)[0])
         else:
             first = unit
+            if encoder is not None:
+                latents[0] = latents[1] = encoder.encode(unit * 2 - 1).float()
         if weighted is not None and weighted.clip is not None:
             row["clip_score"] = float(weighted.clip(unit.cpu())[0])
         if truth_raw is not None:
@@ -213,10 +239,11 @@ def skipped_metrics(
             skipped[key] = "needs --reference (the ground-truth video)"
     elif not estimator_given:
         skipped["tof"] = "needs a flow estimator"
-    skipped["latent_warping_error"] = (
-        "needs --model with a latent-space model; the built-in models work in pixel space, "
-        "where the pixel errors are the latent ones"
-    )
+    if weighted.latent_model is None:
+        skipped["latent_warping_error"] = (
+            "needs --model with a latent-space model (an SDXL folder); the built-in models work "
+            "in pixel space, where the pixel errors are the latent ones"
+        )
     return skipped
 
 

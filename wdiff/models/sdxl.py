@@ -282,3 +282,25 @@ class SDXLDenoiser:
                 pooled.to(self.dtype),
             )
         return self._prompts[prompt]
+
+
+class LatentEncoder:
+    """Only the VAE of an SDXL folder (fp32), for measuring errors in its latent space."""
+
+    def __init__(self, folder: Path, device: torch.device | str = "cpu"):
+        from diffusers import AutoencoderKL
+
+        folder = Path(folder)
+        if not (folder / "vae" / "config.json").is_file():
+            raise WdiffError(f"{folder}: no vae/config.json; give a diffusers SDXL folder")
+        _quiet_loaders()
+        self.vae = AutoencoderKL.from_pretrained(folder / "vae", local_files_only=True)
+        self.vae.to(device, torch.float32).requires_grad_(False).eval()
+        self.device = torch.device(device)
+        self.scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] pixels ``(N, 3, H, W)`` -> latents ``(N, 4, H / scale, W / scale)``."""
+        with torch.no_grad():
+            posterior = self.vae.encode(frames.to(self.device, torch.float32)).latent_dist
+        return posterior.mean * self.vae.config.scaling_factor
