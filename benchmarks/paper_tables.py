@@ -107,22 +107,17 @@ def run_row(settings, low_folder, input_field, truth_folder, score_field, work, 
 
         shutil.rmtree(out)
     began = time.perf_counter()
-    report = restore(
-        reader, input_field, out, settings, torch.device("cpu"), masks, None, {}, denoiser
-    )
+    restore(reader, input_field, out, settings, torch.device("cpu"), masks, None, {}, denoiser)
     seconds = (time.perf_counter() - began) / reader.info.frame_count
     scores = score_video(
         FrameFolderReader(out, FPS), score_field, FrameFolderReader(truth_folder, FPS)
-    ).summary()
-    del report
+    )
+    summary = scores.summary()
     return {
-        "warp_first": scores["warp_first"]["mean"],
-        "warp_prev": scores["warp_prev"]["mean"],
-        "psnr": scores["psnr"]["mean"],
-        "ssim": scores["ssim"]["mean"],
-        "mse": scores["mse"]["mean"],
+        key: summary[key]["mean"] for key in ("warp_first", "warp_prev", "psnr", "ssim", "mse")
+    } | {
         "seconds_per_frame": seconds,
-        "per_frame_warp_prev": [],
+        "per_frame_warp_prev": [row["warp_prev"] for row in scores.rows],
     }
 
 
@@ -226,12 +221,7 @@ def clip_experiment(args, work: Path, denoiser) -> tuple[dict, dict]:
                 settings, low_folder, input_field, truth_folder, score_field, folder, denoiser, None
             )
             if clip == "bunny":
-                scores = score_video(
-                    FrameFolderReader(folder / "out", FPS),
-                    score_field,
-                    FrameFolderReader(truth_folder, FPS),
-                )
-                curves[name] = [r["warp_prev"] for r in scores.rows]
+                curves[name] = result["per_frame_warp_prev"]
             per_row[name].append(result)
             print(f"clip {clip} {name}: {result['warp_prev']:.3g}", flush=True)
     table = {name: average(results) for name, results in per_row.items()}

@@ -576,37 +576,26 @@ def _device_name(error: Exception) -> str:
     return "the GPU" if "CUDA" in str(error) or "cuda" in str(error) else "this device"
 
 
-def _restore(
-    ctx,
-    task: str,
-    input: str,
-    output: Path | None,
-    mask: str | None,
-    options_in,
-    settings_kwargs: dict,
-    fps,
-    cache_dir,
-    no_cache,
-    raft_weights,
-    overwrite,
-    preset: str | None,
-    print_config: bool,
-    resume: bool,
-) -> None:
+def _restore(ctx: typer.Context, task: str) -> None:
+    """The body of ``upscale`` and ``inpaint``: their options are read from ``ctx.params``;
+    those that are run settings override the preset only where given on the command line."""
     import time
 
     from wdiff import flow as flows
-    from wdiff.config import merge_settings, settings_yaml
+    from wdiff.config import SETTING_NAMES, merge_settings, settings_yaml
     from wdiff.outputs import check_output
     from wdiff.pipeline import load_denoiser, restore, write_report
     from wdiff.progress import frame_and_step_bars
     from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
 
-    options = _options(ctx, *options_in)
+    params = ctx.params
+    options = _options(ctx, params["device"], params["seed"], params["debug"], params["quiet"])
+    input, output, mask = params["input"], params["output"], params.get("mask")
+    preset, overwrite = params["preset"], params["overwrite"]
     given = {
         _SETTING_OF.get(name, name): value
-        for name, value in settings_kwargs.items()
-        if _from_command_line(ctx, name)
+        for name, value in params.items()
+        if _SETTING_OF.get(name, name) in SETTING_NAMES and _from_command_line(ctx, name)
     }
     settings = merge_settings(task, preset, given | {"seed": options.seed})
     source = resolve_input(input)
@@ -617,7 +606,7 @@ def _restore(
         suffix = f".inpainted-{settings.method}-{settings.noise}.mp4"
     output = output or default_output(source, suffix)
     inputs = [source] + ([mask_path] if mask_path else [])
-    if print_config:
+    if params["print_config"]:
         extra = {"input": str(source), "output": str(output)}
         typer.echo(
             settings_yaml(settings, preset, extra | ({"mask": str(mask_path)} if mask else {})),
@@ -626,13 +615,16 @@ def _restore(
         return
     check_video_output(output)
     check_output(output, inputs, overwrite)
-    reader = open_video(source, fps=fps)
+    reader = open_video(source, fps=params["fps"])
     flows.check_enough_frames(reader.info)
     masks = MaskReader(mask_path, reader.info) if mask_path else None
-    run_state = _run_state(output, settings, inputs, resume, overwrite, options.quiet)
+    run_state = _run_state(output, settings, inputs, params["resume"], overwrite, options.quiet)
     device = options.torch_device()
-    estimator = flows.make_estimator(settings.flow, raft_weights=raft_weights, device=device)
-    cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
+    estimator = flows.make_estimator(
+        settings.flow, raft_weights=params["raft_weights"], device=device
+    )
+    cache_dir = None if params["no_cache"] else params["cache_dir"] or flows.default_cache_dir()
+    cache = flows.TensorCache(cache_dir)
     began = time.perf_counter()
     denoiser = load_denoiser(settings, device)  # before the long work: a bad model fails fast
     stages = {"load_model": time.perf_counter() - began}
@@ -715,42 +707,7 @@ def upscale(
     debug: DebugOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    settings = dict(
-        scale=scale,
-        model=model,
-        noise=noise,
-        method=method,
-        steps=steps,
-        guidance=guidance,
-        guidance_mode=guidance_mode,
-        guidance_fraction=guidance_fraction,
-        first_guidance=first_guidance,
-        prompt=prompt,
-        flow_method=flow_method,
-        dtype=dtype,
-        vae_tiling=vae_tiling,
-        vae_slicing=vae_slicing,
-        cpu_offload=cpu_offload,
-        tile=tile,
-        tile_overlap=tile_overlap,
-    )
-    _restore(
-        ctx,
-        "sr",
-        input,
-        output,
-        None,
-        (device, seed, debug, quiet),
-        settings,
-        fps,
-        cache_dir,
-        no_cache,
-        raft_weights,
-        overwrite,
-        preset,
-        print_config,
-        resume,
-    )
+    _restore(ctx, "sr")
 
 
 @app.command(
@@ -793,41 +750,7 @@ def inpaint(
     debug: DebugOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    settings = dict(
-        model=model,
-        noise=noise,
-        method=method,
-        steps=steps,
-        guidance=guidance,
-        guidance_mode=guidance_mode,
-        guidance_fraction=guidance_fraction,
-        first_guidance=first_guidance,
-        prompt=prompt,
-        flow_method=flow_method,
-        dtype=dtype,
-        vae_tiling=vae_tiling,
-        vae_slicing=vae_slicing,
-        cpu_offload=cpu_offload,
-        tile=tile,
-        tile_overlap=tile_overlap,
-    )
-    _restore(
-        ctx,
-        "inpaint",
-        input,
-        output,
-        mask,
-        (device, seed, debug, quiet),
-        settings,
-        fps,
-        cache_dir,
-        no_cache,
-        raft_weights,
-        overwrite,
-        preset,
-        print_config,
-        resume,
-    )
+    _restore(ctx, "inpaint")
 
 
 @app.command(

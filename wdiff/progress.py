@@ -17,6 +17,18 @@ from rich.progress import (
 )
 
 
+def _columns() -> tuple:
+    return (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+
+
 @contextlib.contextmanager
 def progress_bar(
     description: str, total: int, quiet: bool = False
@@ -26,16 +38,7 @@ def progress_bar(
     if quiet or not console.is_terminal:
         yield lambda n=1: None
         return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*_columns(), console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
 
@@ -50,16 +53,7 @@ def frame_and_step_bars(
     if quiet or not console.is_terminal:
         yield (lambda n=1: None), (lambda k: None)
         return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*_columns(), console=console, transient=False) as bar:
         frame_task = bar.add_task(description, total=frames)
         step_task = bar.add_task("  steps", total=steps)
 

@@ -157,42 +157,49 @@ def finetune(settings: TrainSettings, report=None) -> dict:
         ema.step(accelerator.unwrap_model(net).parameters())
         losses.append(float(loss.detach()))
         seen += 1
-        done = step + 1
-        due = done % settings.log_every == 0 or done == settings.steps
-        if due and accelerator.is_main_process:
-            row = {
-                "step": done,
-                "loss": sum(losses) / len(losses),
-                "lr": lr,
-                "seconds": round(time.time() - began, 1),
-            }
-            with log_path.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
+        if end_of_step(accelerator, settings, step + 1, losses, lr, began, report):
             losses = []
-            if report:
-                report(done, settings.steps, row["loss"])
-        if done % settings.checkpoint_every == 0 or done == settings.steps:
-            _checkpoint(accelerator, checkpoint, done, settings)
     accelerator.wait_for_everyone()
     summary = {}
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(net)
         ema.copy_to(model.parameters())
-        elapsed = time.time() - began
-        summary = {
-            "steps": settings.steps,
-            "seconds_this_run": round(elapsed, 1),
-            "steps_this_run": seen,
-            "device": str(accelerator.device),
-            "processes": accelerator.num_processes,
-            "images": len(images),
-        }
+        summary = run_summary(accelerator, settings, began, seen, len(images))
         model.save(
             out / "model.safetensors",
             {"settings": json.dumps(asdict(settings))} | {"summary": json.dumps(summary)},
         )
         plot_losses(log_path, out / "loss.png")
     return summary
+
+
+def end_of_step(accelerator, settings, done: int, losses, lr, began, report) -> bool:
+    """After optimiser step ``done``: at log intervals append the mean of ``losses`` to
+    ``OUT/log.jsonl`` and call ``report`` (returns True: the caller starts a new window); at
+    checkpoint intervals save ``OUT/checkpoint``."""
+    logged = False
+    if (done % settings.log_every == 0 or done == settings.steps) and (accelerator.is_main_process):
+        row = {"step": done, "loss": sum(losses) / len(losses), "lr": lr}
+        row["seconds"] = round(time.time() - began, 1)
+        with (Path(settings.out) / "log.jsonl").open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        if report:
+            report(done, settings.steps, row["loss"])
+        logged = True
+    if done % settings.checkpoint_every == 0 or done == settings.steps:
+        _checkpoint(accelerator, Path(settings.out) / "checkpoint", done, settings)
+    return logged
+
+
+def run_summary(accelerator, settings, began: float, steps_run: int, images: int) -> dict:
+    return {
+        "steps": settings.steps,
+        "seconds_this_run": round(time.time() - began, 1),
+        "steps_this_run": steps_run,
+        "device": str(accelerator.device),
+        "processes": accelerator.num_processes,
+        "images": images,
+    }
 
 
 def _checkpoint(accelerator, folder: Path, step: int, settings: TrainSettings) -> None:

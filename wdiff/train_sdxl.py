@@ -29,7 +29,7 @@ def finetune_sdxl(settings, report=None) -> dict:
     from wdiff.diffusion.schedules import training_sigmas
     from wdiff.models.sdxl import SDXLDenoiser, SDXLOptions, is_sdxl_folder
     from wdiff.tasks import Inpainting, SuperResolution
-    from wdiff.train import SR_SCALES, _checkpoint, plot_losses, training_noise
+    from wdiff.train import SR_SCALES, end_of_step, plot_losses, run_summary, training_noise
 
     base, out = Path(settings.arch), Path(settings.out)
     checkpoint = out / "checkpoint"
@@ -85,19 +85,8 @@ def finetune_sdxl(settings, report=None) -> dict:
         optimizer.zero_grad()
         losses.append(float(loss.detach()))
         seen += 1
-        done = step + 1
-        if (done % settings.log_every == 0 or done == settings.steps) and (
-            accelerator.is_main_process
-        ):
-            row = {"step": done, "loss": sum(losses) / len(losses), "lr": settings.lr}
-            row["seconds"] = round(time.time() - began, 1)
-            with log_path.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
+        if end_of_step(accelerator, settings, step + 1, losses, settings.lr, began, report):
             losses = []
-            if report:
-                report(done, settings.steps, row["loss"])
-        if done % settings.checkpoint_every == 0 or done == settings.steps:
-            _checkpoint(accelerator, checkpoint, done, settings)
     accelerator.wait_for_everyone()
     summary = {}
     if accelerator.is_main_process:
@@ -106,14 +95,7 @@ def finetune_sdxl(settings, report=None) -> dict:
             base, unet=tuned.to(torch.float32), local_files_only=True
         )
         pipeline.save_pretrained(out)
-        summary = {
-            "steps": settings.steps,
-            "seconds_this_run": round(time.time() - began, 1),
-            "steps_this_run": seen,
-            "device": str(accelerator.device),
-            "processes": accelerator.num_processes,
-            "images": len(images),
-        }
+        summary = run_summary(accelerator, settings, began, seen, len(images))
         (out / "wdiff_finetune.json").write_text(
             json.dumps({"settings": asdict(settings), "summary": summary}, indent=2) + "\n"
         )
