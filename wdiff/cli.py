@@ -426,13 +426,28 @@ ModelOption = Annotated[
         "file, or a local diffusers SDXL folder.",
     ),
 ]
+
+
+def _tile_value(value: str | int) -> int | str:
+    from wdiff.config import parse_tile
+
+    try:
+        return parse_tile(value)
+    except WdiffError as error:
+        raise typer.BadParameter("use auto, 0 (whole frames) or pixels per tile side") from error
+
+
 TileOption = Annotated[
-    int,
+    str,
     typer.Option(
         "--tile",
-        help="Denoise frames in tiles of this many output pixels (0 = whole frames): for "
-        "frames larger than the model fits in memory.",
-        min=0,
+        help="Denoise frames in overlapping tiles of N output pixels per side, for frames "
+        "larger than the model handles. auto: whole frames, or the model's native size if it "
+        "has one (SDXL: 1024 px); out of memory, the tile is halved and the frame redone, down "
+        "to 64 px or twice --tile-overlap. 0: always whole frames. The report records the "
+        "size used.",
+        parser=_tile_value,
+        metavar="auto|0|N",
     ),
 ]
 TileOverlapOption = Annotated[
@@ -556,20 +571,45 @@ def _run_state(output: Path, settings, inputs: list[Path], resume: bool, overwri
 def _memory_advice(settings, info):
     """Out of memory -> one line naming what to try (the partial output is removed, the resume
     state kept)."""
-    import torch
+    from wdiff.diffusion.tiling import TilesExhausted, is_out_of_memory
 
     try:
         yield
-    except torch.OutOfMemoryError as error:
+    except RuntimeError as error:  # torch.OutOfMemoryError, a CPU allocation failure, ...
+        if not (isinstance(error, TilesExhausted) or is_out_of_memory(error)):
+            raise
         factor = settings.scale if settings.task == "sr" else 1
         size = f"{info.width * factor}x{info.height * factor}"
+        tried = ""
         tips = "--tile 512, --dtype fp16, --vae-tiling, --vae-slicing, --cpu-offload"
+        if isinstance(error, TilesExhausted):
+            tried = f" even in --tile auto's smallest tiles ({error.pixels} px)"
+            tips = "--dtype fp16, --cpu-offload, a fixed --tile below that with less --tile-overlap"
         if settings.guidance_mode == "full" and settings.guidance > 0:
             tips = "--guidance-mode cheap (no backpropagation), " + tips
         raise WdiffError(
-            f"out of memory sampling {size} frames on {_device_name(error)}; try {tips}, "
-            "a smaller --scale or --device cpu, then --resume"
+            f"out of memory sampling {size} frames on {_device_name(error)}{tried}; try "
+            f"{tips}, a smaller --scale or --device cpu, then --resume"
         ) from error
+
+
+def _tile_lowered(quiet: bool):
+    """``restore``'s ``on_tile``: one warning on stderr for each frame that --tile auto had to
+    sample in smaller tiles than the frame before (normally once a run)."""
+    if quiet:
+        return None
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def warn(frame: int, old: int, new: int) -> None:
+        was = f"{old} px tiles" if old else "whole frames"
+        console.print(
+            f"wdiff: warning: out of memory at frame {frame} with {was}; sampling in {new} px "
+            f"tiles from that frame on (--tile {new} starts there)",
+            style="yellow",
+            markup=False,
+        )
+
+    return warn
 
 
 def _device_name(error: Exception) -> str:
@@ -650,6 +690,7 @@ def _restore(ctx: typer.Context, task: str) -> None:
             denoiser,
             run_state,
             on_step,
+            _tile_lowered(options.quiet),
         )
     json_path, _ = write_report(report, output)
     if run_state is not None:
@@ -691,7 +732,7 @@ def upscale(
     vae_tiling: VaeTilingOption = False,
     vae_slicing: VaeSlicingOption = False,
     cpu_offload: CpuOffloadOption = False,
-    tile: TileOption = 0,
+    tile: TileOption = "auto",
     tile_overlap: TileOverlapOption = 32,
     flow_method: FlowMethodOption = "dis",
     preset: PresetOption = None,
@@ -734,7 +775,7 @@ def inpaint(
     vae_tiling: VaeTilingOption = False,
     vae_slicing: VaeSlicingOption = False,
     cpu_offload: CpuOffloadOption = False,
-    tile: TileOption = 0,
+    tile: TileOption = "auto",
     tile_overlap: TileOverlapOption = 32,
     flow_method: FlowMethodOption = "dis",
     preset: PresetOption = None,

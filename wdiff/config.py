@@ -46,7 +46,7 @@ class RestoreSettings:
     vae_tiling: bool = False
     vae_slicing: bool = False
     cpu_offload: bool = False
-    tile: int = 0  # output pixels per tile side (0 = whole frames)
+    tile: int | str = "auto"  # output pixels per tile side, 0 = whole frames, or "auto"
     tile_overlap: int = 32  # output pixels shared by neighbouring tiles
 
     def validate(self) -> None:
@@ -74,7 +74,9 @@ class RestoreSettings:
             raise WdiffError("window >= 1, cg_steps >= 0 and 0 <= eta <= 1, please")
         if self.dtype not in ("bf16", "fp16", "fp32"):
             raise WdiffError(f"--dtype {self.dtype}: use bf16, fp16 or fp32")
-        if self.tile and (self.tile_overlap < 2 or self.tile < 2 * self.tile_overlap):
+        self.tile = parse_tile(self.tile)  # "512" (from a YAML string, say) -> 512
+        fixed = self.tile != "auto"
+        if self.tile and (self.tile_overlap < 2 or (fixed and self.tile < 2 * self.tile_overlap)):
             raise WdiffError(
                 f"--tile {self.tile} --tile-overlap {self.tile_overlap}: the overlap must be at "
                 "least 2 and at most half the tile"
@@ -87,6 +89,22 @@ class RestoreSettings:
 
 
 SETTING_NAMES = tuple(f.name for f in fields(RestoreSettings))
+
+
+def parse_tile(value) -> int | str:
+    """``--tile`` (or a preset's ``tile``): "auto", 0 (whole frames) or output pixels per tile
+    side, as "auto" or an int; anything else raises ``WdiffError``."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit():
+            return int(text)
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise WdiffError(
+        f"--tile {value}: use auto, 0 (whole frames) or the output pixels per tile side"
+    )
 
 
 def preset_names() -> list[str]:
@@ -125,6 +143,12 @@ def load_preset(name: str) -> dict:
             continue
         if key not in SETTING_NAMES:
             raise WdiffError(f"{path}: unknown setting {key!r}; known: {', '.join(SETTING_NAMES)}")
+        if key == "tile":
+            try:
+                values[key] = parse_tile(value)
+            except WdiffError as error:
+                raise WdiffError(f"{path}: tile should be auto or an int, not {value!r}") from error
+            continue
         expected = type(getattr(defaults, key))
         if key == "prompt":
             expected = str

@@ -7,6 +7,7 @@ the sampler keeps one or two frames' per-step predictions, the writer encodes as
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import platform
 import resource
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from wdiff.config import RestoreSettings
+from wdiff.diffusion.tiling import TilesExhausted, auto_tile, is_out_of_memory, tiled
 from wdiff.errors import WdiffError
 from wdiff.flow.ops import chain, chain_valid, resize_to_grid, upscale_flow
 from wdiff.noise import Motion
@@ -109,6 +111,7 @@ def restore(
     denoiser=None,
     run_state=None,
     on_step: Callable[[int], None] | None = None,
+    on_tile: Callable[[int, int, int], None] | None = None,
 ) -> dict:
     """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
     report (also written as ``OUT.report.json`` and ``OUT.frames.csv`` by the caller).
@@ -117,6 +120,12 @@ def restore(
     of a frame (warped method). ``run_state`` (a ``resume.RunState``, warped method only)
     records every finished frame and the state after it; when it holds an interrupted run's
     state, that run continues.
+
+    ``settings.tile`` "auto": frames are tiled at the model's ``max_tile`` when they exceed it;
+    with the warped method, when sampling a frame runs out of memory the tile is halved and the
+    frame redone from its start (``tiling.auto_tile``); once it is done, ``on_tile(frame, old,
+    new)`` is told (output pixels per tile side, 0 = whole frames). Each report row records
+    its frame's tile; the resume state records the current one, so a resumed run keeps it.
     """
     from wdiff.diffusion import (
         BatchConsistentSettings,
@@ -134,13 +143,6 @@ def restore(
         began = time.perf_counter()
         denoiser = load_denoiser(settings, device)
         stage_seconds["load_model"] = time.perf_counter() - began
-    if settings.tile:
-        from wdiff.diffusion.tiling import TiledDenoiser
-
-        cells = max(1, denoiser.scale)
-        denoiser = TiledDenoiser(
-            denoiser, settings.tile // cells, max(2, settings.tile_overlap // cells)
-        )
     task = _task(settings)
     info = reader.info
     factor = settings.scale if settings.task == "sr" else 1
@@ -148,6 +150,18 @@ def restore(
     if width % denoiser.scale or height % denoiser.scale:
         raise WdiffError(f"output size {width}x{height} must be a multiple of {denoiser.scale}")
     shape = (1, denoiser.channels, height // denoiser.scale, width // denoiser.scale)
+    grid = shape[-2:]
+    auto = settings.tile == "auto"
+    overlap = max(2, settings.tile_overlap // denoiser.scale)
+    if auto:
+        tile = auto_tile(grid, getattr(denoiser, "max_tile", None), overlap, denoiser.scale)
+    else:
+        tile = settings.tile // denoiser.scale
+        if settings.tile and tile < 4:
+            raise WdiffError(
+                f"--tile {settings.tile}: this model needs tiles of at least "
+                f"{4 * denoiser.scale} px"
+            )
     motions = _Motions(field, factor, device)
     mask_frames = list(masks.frames()) if masks is not None else None
     sigmas = denoiser.sigmas(settings.steps)
@@ -159,31 +173,69 @@ def restore(
             mask = torch.from_numpy(np.asarray(mask_frames[index]))[None, None].bool().to(device)
         return denoiser.condition(task, tensor, mask, settings.prompt), tensor, mask
 
-    def warped_frames() -> Iterator[torch.Tensor]:
+    def warped_frames() -> Iterator[tuple[torch.Tensor, dict | None, torch.Tensor]]:
+        nonlocal tile  # lowered when a frame runs out of memory (--tile auto)
         guidance = GuidanceSettings(
             strength=settings.guidance,
             fraction=settings.guidance_fraction,
             mode=settings.guidance_mode,
             first_strength=settings.first_guidance,
         )
-        warper = make_warper(
-            settings.noise,
-            **({"extend": True} if settings.gp_extend and settings.noise == "gp" else {}),
-        )
 
-        sampler = VideoSampler(
-            denoiser, warper, shape, sigmas, settings.seed, guidance, settings.solver, device
-        )
-        if resumed is not None:
-            sampler.load_state_tensors(
-                {k[8:]: v for k, v in resumed.items() if k.startswith("sampler.")}
+        def new_sampler(before: dict | None) -> VideoSampler:
+            """A sampler at the state ``before`` (None: frame 0) with the current tile size;
+            a fresh warper too, as a resumed run has, so a redone frame equals a first try."""
+            warper = make_warper(
+                settings.noise,
+                **({"extend": True} if settings.gp_extend and settings.noise == "gp" else {}),
             )
+            sampler = VideoSampler(
+                tiled(denoiser, tile, overlap, grid),
+                warper,
+                shape,
+                sigmas,
+                settings.seed,
+                guidance,
+                settings.solver,
+                device,
+            )
+            if before is not None:
+                sampler.load_state_tensors(before)
+            return sampler
+
+        before = None
+        if resumed is not None:
+            before = {k[8:]: v for k, v in resumed.items() if k.startswith("sampler.")}
+        sampler = new_sampler(before)
+        keep_state = auto or run_state is not None
         for index, frame in enumerate(reader.frames(start=start), start=start):
             cond, _, _ = condition(index, frame)
             motion = None if index == 0 else motions.pixel(index).to_grid(denoiser.scale)
-            result = sampler.step(cond, motion, on_step)
+            lowered_from = None  # the tile this frame first tried, if it had to lower it
+            while True:
+                try:
+                    result = sampler.step(cond, motion, on_step)
+                    break
+                except RuntimeError as error:  # torch.OutOfMemoryError is one
+                    if not (auto and is_out_of_memory(error)):
+                        raise
+                    message = str(error).splitlines()[0]
+                # out of the handler, the traceback (and the tensors it holds) is gone
+                sampler = None
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                lowered_from = tile if lowered_from is None else lowered_from
+                try:
+                    tile = auto_tile(grid, None, overlap, denoiser.scale, tile)
+                except TilesExhausted as exhausted:
+                    raise TilesExhausted(message, exhausted.pixels) from None
+                sampler = new_sampler(before)  # the frame again, from its start
+            if lowered_from is not None and on_tile is not None:
+                on_tile(index, _pixels(lowered_from, grid, denoiser.scale), tile * denoiser.scale)
+            before = sampler.state_tensors() if keep_state else None
             with torch.no_grad():
-                yield denoiser.decode(result.x0).float(), sampler, result.x0
+                yield denoiser.decode(result.x0).float(), before, result.x0
 
     def consistent_frames() -> Iterator[torch.Tensor]:
         def windows():
@@ -206,8 +258,9 @@ def restore(
                 index += len(chunk)
 
         batch = BatchConsistentSettings(settings.window, settings.cg_steps, settings.eta)
+        model = tiled(denoiser, tile, overlap, grid)  # --tile auto: the model's size only
         for frame in sample_batch_consistent(
-            denoiser, windows(), shape[1:], sigmas, settings.seed, batch, device
+            model, windows(), shape[1:], sigmas, settings.seed, batch, device
         ):
             with torch.no_grad():
                 yield denoiser.decode(frame).float(), None, frame
@@ -219,6 +272,8 @@ def restore(
         start, resumed, rows = run_state.load()
         previous, first = resumed.get("report.previous"), resumed.get("report.first")
         previous, first = (t.to(device) if t is not None else None for t in (previous, first))
+        if auto and "tiling.tile" in resumed:  # the size the interrupted run settled on
+            tile = int(resumed["tiling.tile"])
         if "report.chained_flow" in resumed:
             motions.first = (
                 resumed["report.chained_flow"].to(device),
@@ -239,10 +294,11 @@ def restore(
                 writer.write(frame)
             if advance:
                 advance(start)
-        for index, (pixels, sampler, latent) in enumerate(frames, start=start):
+        for index, (pixels, sampler_state, latent) in enumerate(frames, start=start):
             pixels = pixels.clamp(-1, 1)
             row = {
                 "frame": index,
+                "tile": _pixels(tile, grid, denoiser.scale),
                 "seconds": 0.0,
                 "warping_error_previous": None,
                 "warping_error_first": None,
@@ -281,8 +337,9 @@ def restore(
             began = now
             rows.append(row)
             if run_state is not None:
-                state = {f"sampler.{k}": v for k, v in sampler.state_tensors().items()}
+                state = {f"sampler.{k}": v for k, v in sampler_state.items()}
                 state |= {"report.previous": previous, "report.first": first}
+                state["tiling.tile"] = torch.tensor(tile)
                 if in_latents:
                     state |= {
                         "report.previous_latent": latents[0],
@@ -295,7 +352,18 @@ def restore(
             if advance:
                 advance(1)
     stage_seconds["sample_and_write"] = sum(r["seconds"] for r in rows)
-    return summarise(settings, rows, stage_seconds, device, info, output, (width, height))
+    report = summarise(settings, rows, stage_seconds, device, info, output, (width, height))
+    report["tiling"] = {
+        "tile": settings.tile,
+        "tile_used": rows[-1]["tile"] if rows else 0,
+        "overlap_used": min(overlap, tile // 2 or overlap) * denoiser.scale,
+    }
+    return report
+
+
+def _pixels(tile: int, grid: tuple[int, int], scale: int) -> int:
+    """Output pixels per side of ``tile`` cells; 0 (whole frames) when the frame fits in one."""
+    return 0 if not tile or (tile >= grid[0] and tile >= grid[1]) else tile * scale
 
 
 def _mean(values) -> float | None:
@@ -354,7 +422,8 @@ def write_report(report: dict, output: Path) -> tuple[Path, Path]:
     with atomic_output(json_path) as temporary:
         temporary.write_text(json.dumps(report, indent=2) + "\n")
     with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(report["frames"][0]))
+        columns = dict.fromkeys(key for row in report["frames"] for key in row)
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(report["frames"])
     return json_path, csv_path

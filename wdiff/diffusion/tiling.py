@@ -6,7 +6,12 @@ an inner tile edge (where the model sees padding instead of the neighbouring con
 ramps up linearly across the overlap; the weights are normalised to sum to 1. Tensors in the
 condition with the frame's spatial size (SR upsampling, inpainting masks, SDXL's observation
 latents) are cut like ``x``; everything else (prompts, size ids) is passed whole. Peak memory
-follows the tile size, not the frame's; the cost is the overlap's recomputation.
+follows the tile size, not the frame's; the cost is the overlap's recomputation. (With full
+guidance the graph holds every tile's activations until the backward pass, so there tiles do
+not lower the peak.)
+
+``--tile auto`` chooses the size per frame with ``auto_tile``; the pipeline redoes a frame that
+runs out of memory (``is_out_of_memory``) with a smaller tile.
 """
 
 from __future__ import annotations
@@ -82,3 +87,67 @@ class TiledDenoiser:
                 out = out + torch.nn.functional.pad(part.float() * weight.float(), pad)
                 total[rows, cols] += weight
         return (out / total.float()).to(x.dtype)
+
+
+# ------------------------------------------------------------------------------ --tile auto
+
+AUTO_FLOOR_PIXELS = 64  # --tile auto never goes below tiles of this many output pixels
+
+
+class TilesExhausted(RuntimeError):
+    """``--tile auto`` ran out of memory even at its smallest tile (``pixels`` per side)."""
+
+    def __init__(self, message: str, pixels: int):
+        super().__init__(message)
+        self.pixels = pixels
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA out-of-memory error, or a CPU (or MPS) allocation failure, which torch raises as a
+    plain ``RuntimeError`` ("DefaultCPUAllocator: can't allocate memory ...")."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    if not isinstance(error, RuntimeError) or isinstance(error, TilesExhausted):
+        return False
+    message = str(error).lower()
+    return any(
+        words in message
+        for words in ("can't allocate memory", "not enough memory", "out of memory")
+    )
+
+
+def auto_tile(
+    grid: tuple[int, int],
+    max_tile: int | None,
+    overlap: int,
+    scale: int,
+    failed: int | None = None,
+) -> int:
+    """The tile side, in working-grid cells (0 = whole frames), ``--tile auto`` uses for frames of
+    ``grid`` = (h, w) cells, with ``overlap`` cells shared and ``scale`` pixels per cell.
+
+    (a) First (``failed`` None): the model's largest native size ``max_tile`` (a Denoiser's
+    optional attribute) when the frame exceeds it, else 0: whole frames.
+    (b) After the size ``failed`` ran out of memory (0 = whole frames): half of it (of the
+    frame's longer side for whole frames), rounded down to a multiple of 8 cells above 8 cells.
+    Below the floor, twice the overlap or 64 pixels, whichever is larger, it raises
+    ``TilesExhausted`` (its message is the caller's to write; ``pixels`` is the floor).
+    """
+    longest = max(grid)
+    if failed is None:
+        return max_tile if max_tile and longest > max_tile else 0
+    half = (failed or longest) // 2
+    if half > 8:
+        half -= half % 8
+    floor = max(2 * overlap, -(-AUTO_FLOOR_PIXELS // scale))
+    if half < floor:
+        raise TilesExhausted("no smaller tile to try", floor * scale)
+    return half
+
+
+def tiled(denoiser, tile: int, overlap: int, grid: tuple[int, int]):
+    """``denoiser`` on tiles of ``tile`` cells (``overlap`` shared, at most half the tile), or
+    ``denoiser`` itself when ``tile`` is 0 or the frame fits in one tile."""
+    if not tile or (tile >= grid[0] and tile >= grid[1]):
+        return denoiser
+    return TiledDenoiser(denoiser, tile, min(overlap, tile // 2))

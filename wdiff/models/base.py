@@ -18,6 +18,9 @@ class Denoiser(Protocol):
     ``space`` is "pixel" or "latent"; ``scale`` is pixels per working-space cell (1 or 8);
     ``channels`` the working space's channels; ``dtype`` the dtype the network runs in;
     ``sigma_data`` the data's standard deviation in the working space (0.5 for [-1, 1] pixels).
+
+    Optional: ``max_tile``, the largest working-grid size (cells per side) the model works at
+    natively; ``--tile auto`` tiles larger frames at that size. Absent or None: any size.
     """
 
     space: str

@@ -133,6 +133,7 @@ class BuiltinDenoiser:
     space = "pixel"
     scale = 1
     channels = 3
+    max_tile = None  # convolutional, trained on crops: any frame size (memory permitting)
 
     def __init__(self, net: BuiltinNet, device: torch.device | str = "cpu"):
         self.net = net.to(device)

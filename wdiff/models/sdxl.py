@@ -118,6 +118,7 @@ class SDXLDenoiser:
     space = "latent"
     channels = LATENT_CHANNELS
     sigma_data = 1.0
+    max_tile = 128  # latent cells: SDXL's native 1024 px; --tile auto tiles larger frames
 
     def __init__(
         self,
