@@ -13,9 +13,11 @@ Cells whose backward flow is invalid get positions of their own (fresh noise): t
 map moved into a copy of the plane far away where nothing on screen clashes (``_rehome``);
 with ``extend=True`` they keep the continuous extension (the map followed outside the frame).
 Direct evaluation costs O(cells * J); the fast path evaluates ``xi`` once per tile of the plane
-on a grid ``oversample`` times finer (separable products, since
-``cos(<z, p> + b) = Re(e^{i b} e^{i z_x x} e^{i z_y y})``), pre-filters it for cubic B-spline
-interpolation, and then reads any position with four bilinear lookups (Sigg & Hadwiger 2005).
+on a lattice ``oversample`` times finer, pre-filters it for cubic B-spline interpolation, and
+then reads any position from 4 x 4 lattice samples. On a lattice, ``xi`` is the real part of a
+type-1 non-uniform FFT (the frequencies ``z`` are the non-uniform points), which finufft
+computes in O(J + S^2 log S) per S x S tile on the CPU; on CUDA, or without finufft, separable
+products (``cos(<z, p> + b) = Re(e^{i b} e^{i z_x x} e^{i z_y y})``) in O(J S^2).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,8 +34,6 @@ from wdiff.noise.base import BilinearWarper, Motion, NoiseState, Warper, generat
 
 FRESH_STRIDE = float(1 << 20)  # cells between generations of fresh positions (independent noise)
 BATCH_STRIDE = float(1 << 30)  # cells between the videos of a batch
-_POLE = math.sqrt(3.0) - 2.0  # cubic B-spline interpolation prefilter
-_PREFILTER_REACH = 10
 
 
 @dataclass
@@ -89,9 +90,64 @@ class RandomFourierFeatures:
                 out.append(scale * torch.einsum("cpj,cj->cp", waves, self.w.float()))
         return torch.cat(out, dim=1)
 
-    def on_grid(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        """Evaluation on the lattice ``xs`` x ``ys`` (float64) -> (C, len(ys), len(xs)) float32."""
-        coefficient = (self.w * torch.exp(1j * self.b)).to(torch.complex64)  # (C, J)
+    def on_lattice(
+        self, x0: float, y0: float, step: float, size: int, spline: bool = False
+    ) -> torch.Tensor:
+        """Evaluation at ``(x0 + a step, y0 + b step)`` for ``a, b`` in ``[0, size)`` ->
+        ``(C, size (b), size (a))`` float32: by NUFFT on the CPU (about 1e-6 from ``direct``),
+        else by ``on_grid``. ``spline``: the cubic B-spline coefficients that interpolate these
+        samples instead, exactly: the prefilter divides each wave ``e^{i omega k}`` by the
+        spline's response ``(4 + 2 cos omega) / 6`` per axis."""
+        plans = self._plans(step, size) if self.z.device.type == "cpu" else None
+        gain = self._spline_gain(step) if spline else None
+        if plans is None:
+            offsets = torch.arange(size, dtype=torch.float64, device=self.z.device) * step
+            return self.on_grid(x0 + offsets, y0 + offsets, gain)
+        weights = self.w if gain is None else self.w * gain
+        # centre the modes: sample a = size // 2 + k for the mode k in [-size // 2, size // 2)
+        centre = torch.tensor([x0, y0], dtype=torch.float64) + (size // 2) * step
+        phase = torch.remainder(self.b + self.z @ centre, 2 * math.pi)
+        strengths = (weights * torch.exp(1j * phase)).numpy()  # (C, J)
+        out = np.empty((len(plans), size, size), dtype=np.float32)
+        for channel, plan in enumerate(plans):
+            out[channel] = plan.execute(strengths[channel]).real  # (y mode, x mode)
+        return torch.from_numpy(out) * math.sqrt(2.0 / self.count)
+
+    def _spline_gain(self, step: float) -> torch.Tensor:
+        """(C, J): 1 / the cubic B-spline's response to each wave on a lattice of ``step``."""
+        cache = self.__dict__.setdefault("_gain_cache", {})
+        if step not in cache:
+            response = (4 + 2 * torch.cos(self.z * step)) / 6  # (C, J, 2)
+            cache[step] = 1.0 / response.prod(-1)
+        return cache[step]
+
+    def _plans(self, step: float, size: int) -> list | None:
+        """finufft type-1 plans with this lattice's points ``z * step`` set, one per channel
+        (None without finufft). One thread: its sums then come in a fixed order."""
+        key = (step, size)
+        cache = self.__dict__.setdefault("_plan_cache", {})
+        if key not in cache:
+            try:
+                import finufft
+            except ImportError:
+                return None
+            plans = []
+            for frequencies in self.z.numpy():
+                # FFTW_ESTIMATE (64): a plan chosen without timing, the same in every process
+                plan = finufft.Plan(1, (size, size), eps=1e-7, isign=1, nthreads=1, fftw=64)
+                # y first: the modes come out (y, x), as the lattice's rows and columns
+                plan.setpts(frequencies[:, 1] * step, frequencies[:, 0] * step)
+                plans.append(plan)
+            cache[key] = plans
+        return cache[key]
+
+    def on_grid(
+        self, xs: torch.Tensor, ys: torch.Tensor, gain: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Evaluation on the lattice ``xs`` x ``ys`` (float64) -> (C, len(ys), len(xs)) float32;
+        ``gain`` (C, J) scales each feature's weight."""
+        weights = self.w if gain is None else self.w * gain
+        coefficient = (weights * torch.exp(1j * self.b)).to(torch.complex64)  # (C, J)
         along_x = torch.exp(1j * _wrap(xs[None, :, None] * self.z[:, None, :, 0]))
         along_y = torch.exp(1j * _wrap(ys[None, :, None] * self.z[:, None, :, 1]))
         along_x = along_x.to(torch.complex64)
@@ -120,9 +176,9 @@ def kernel(
 
 
 class TileBank:
-    """``xi`` on square tiles of the plane, each ``tile`` cells wide, sampled ``oversample`` times
-    finer and prefiltered for cubic B-spline interpolation; evaluated on demand and kept in one
-    atlas tensor (tiles side by side), so a read is four bilinear lookups into one image."""
+    """``xi`` on square tiles of the plane, each ``tile`` cells wide, as the cubic B-spline
+    coefficients of its samples ``oversample`` times finer; evaluated on demand and kept in one
+    atlas tensor (tiles side by side), so a read takes 4 x 4 coefficients from one image."""
 
     COLUMNS = 16  # tiles per atlas row
 
@@ -132,12 +188,12 @@ class TileBank:
         tile: int = 32,
         oversample: int = 4,
         keep: int = 4096,
-        direct_below: int = 400,
+        direct_below: int = 12,
     ):
         self.features = features
         self.tile = tile
         self.oversample = oversample
-        self.halo = _PREFILTER_REACH + 2
+        self.halo = 2  # the 4 x 4 spline taps of a position in the tile stay inside
         self.size = tile * oversample + 2 * self.halo
         self.keep = keep
         self.direct_below = direct_below
@@ -145,42 +201,28 @@ class TileBank:
         self.spent: dict[int, int] = {}
         self.free: list[int] = []
         channels = features.w.shape[0]
-        self.atlas = torch.zeros(
-            1, channels, self.size, self.size * self.COLUMNS, device=features.z.device
+        self.atlas = torch.zeros(  # (H, W, C): tiles side by side, channels last
+            self.size, self.size * self.COLUMNS, channels, device=features.z.device
         )
-        taps = [
-            math.sqrt(3.0) * _POLE ** abs(n) for n in range(-_PREFILTER_REACH, _PREFILTER_REACH + 1)
-        ]
-        self.taps = torch.tensor(taps, device=features.z.device, dtype=torch.float32)
 
     def _build(self, tile_x: int, tile_y: int) -> torch.Tensor:
-        steps = (
-            torch.arange(self.size, dtype=torch.float64, device=self.features.z.device) - self.halo
-        ) / self.oversample
-        values = self.features.on_grid(tile_x * self.tile + steps, tile_y * self.tile + steps)
-        values = values[:, None]  # (C, 1, S, S)
-        reach = _PREFILTER_REACH
-        values = F.conv2d(
-            F.pad(values, (reach, reach, 0, 0), mode="replicate"), self.taps.view(1, 1, 1, -1)
-        )
-        values = F.conv2d(
-            F.pad(values, (0, 0, reach, reach), mode="replicate"), self.taps.view(1, 1, -1, 1)
-        )
-        return values[:, 0]
+        step = 1.0 / self.oversample
+        corner = -self.halo * step
+        x0, y0 = tile_x * self.tile + corner, tile_y * self.tile + corner
+        coefficients = self.features.on_lattice(x0, y0, step, self.size, spline=True)
+        return coefficients.to(self.features.z.device)
 
     def _store(self, key: int, values: torch.Tensor) -> int:
         slot = self.free.pop() if self.free else len(self.slots)
         row, column = divmod(slot, self.COLUMNS)
-        rows = self.atlas.shape[-2] // self.size
+        rows = self.atlas.shape[0] // self.size
         if row >= rows:  # grow by doubling the rows
-            grown = self.atlas.new_zeros(
-                1, self.atlas.shape[1], 2 * rows * self.size, self.atlas.shape[-1]
-            )
-            grown[..., : rows * self.size, :] = self.atlas
+            grown = self.atlas.new_zeros(2 * rows * self.size, *self.atlas.shape[1:])
+            grown[: rows * self.size] = self.atlas
             self.atlas = grown
         size = self.size
-        self.atlas[0, :, row * size : (row + 1) * size, column * size : (column + 1) * size] = (
-            values
+        self.atlas[row * size : (row + 1) * size, column * size : (column + 1) * size] = (
+            values.permute(1, 2, 0)
         )
         self.slots[key] = slot
         return slot
@@ -251,28 +293,29 @@ _KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
 
 
 def _bspline(atlas: torch.Tensor, local: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
-    """Cubic B-spline interpolation of the prefiltered ``atlas`` (1, C, H, W) -> (C, P).
+    """Cubic B-spline interpolation of the coefficient ``atlas`` (H, W, C) -> (C, P).
 
     ``local`` (P, 2) float64 (x, y) in samples from the tile's corner in the atlas, ``origin``
-    (P, 2) int64 that corner. The weights come from ``local`` alone and the 4x4 samples are read
-    by integer index, so a value does not depend on where in the atlas its tile sits (the bank
-    fills slots in the order tiles are needed; a resumed run must give the same noise).
+    (P, 2) int64 that corner. The weights come from ``local`` alone and the 4x4 coefficients are
+    read by integer index, so a value does not depend on where in the atlas its tile sits (the
+    bank fills slots in the order tiles are needed; a resumed run must give the same noise).
+    Channels last: one read fetches a sample's C values together.
     """
-    channels, width = atlas.shape[1], atlas.shape[-1]
-    flat = atlas[0].reshape(channels, -1)
+    width, channels = atlas.shape[1], atlas.shape[2]
     base = torch.floor(local)
     t = (local - base).float()
+    u = 1 - t
     weights = torch.stack(
-        [(1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6]
-        + [t**3 / 6]
-    )  # (4, P, 2): taps at base - 1 .. base + 2
+        [u**3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6],
+        dim=1,
+    )  # (P, 4, 2): taps at base - 1 .. base + 2, for x and y
     corner = base.long() + origin - 1
-    offsets = torch.arange(4, device=local.device)
-    rows = (corner[:, 1][None] + offsets[:, None]) * width  # (4, P)
-    index = rows[:, None, :] + corner[:, 0][None, None] + offsets[None, :, None]  # (4y, 4x, P)
-    taps = weights[:, None, :, 1] * weights[None, :, :, 0]  # (4y, 4x, P)
-    samples = flat.index_select(1, index.reshape(-1)).view(channels, 16, -1)
-    return (samples * taps.reshape(1, 16, -1)).sum(dim=1)
+    taps = torch.arange(4, device=local.device)
+    offsets = (taps[:, None] * width + taps[None, :]).reshape(16)  # 4 rows (y) of 4 (x)
+    index = (corner[:, 1] * width + corner[:, 0])[:, None] + offsets
+    samples = atlas.view(-1, channels).index_select(0, index.reshape(-1)).view(-1, 16, channels)
+    taps = (weights[:, :, None, 1] * weights[:, None, :, 0]).reshape(-1, 16, 1)
+    return (samples * taps).sum(1).T
 
 
 @dataclass
@@ -465,10 +508,9 @@ def gp_noise(
 @functools.lru_cache(maxsize=16)
 def _axis_root(size: int, length_scale: float, truncation: float) -> torch.Tensor:
     lags = torch.arange(size, dtype=torch.float64)
-    lag = torch.stack(
-        [lags[:, None] - lags[None], torch.zeros(size, size, dtype=torch.float64)], -1
-    )
-    values, vectors = torch.linalg.eigh(kernel(lag, length_scale, truncation))
+    per_lag = kernel(torch.stack([lags, torch.zeros_like(lags)], -1), length_scale, truncation)
+    distance = (lags[:, None] - lags[None]).abs().long()
+    values, vectors = torch.linalg.eigh(per_lag[distance])  # Toeplitz: one value per lag
     return vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T
 
 
