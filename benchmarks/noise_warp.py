@@ -4,10 +4,11 @@ Methods: the six warpers and gp-extend (gp with ``extend=True``: no fresh cells)
 sub-pixel rotation (0.5 deg) plus translation (0.35, -0.2) cells per frame about
 the grid's centre, so some cells enter at the edges every frame (fresh noise). For each method
 and size: the time of ``init`` (frame 0; for gp it includes evaluating the field on its tiles)
-and the mean time per ``warp`` + ``sample`` over the next frames (steady state). Then the batched
-throughput: B videos warped together at 128². On the CPU, and on CUDA when present.
+and the median (and mean) time per ``warp`` + ``sample`` over the next frames (steady state).
+Then the batched throughput: B videos warped together at 128². On the CPU, and on CUDA when
+present.
 
-    python benchmarks/noise_warp.py [--frames 8] [--warmup 1] [--sizes 64 128 256 1024] [--out ...]
+    python benchmarks/noise_warp.py [--frames 16] [--warmup 1] [--sizes 64 128 256 1024] [--out ...]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import math
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -58,13 +60,16 @@ def measure(method: str, size: int, batch: int, frames: int, device: str, warmup
     init = time.perf_counter() - start
     for _ in range(warmup):  # untimed frames: the first ones build gp tiles for entering cells
         state = warper.warp(state, step)
-    sync(device)
-    start = time.perf_counter()
+    times = []
     for _ in range(frames):
+        sync(device)
+        start = time.perf_counter()
         state = warper.warp(state, step)
         warper.sample(state)
-    sync(device)
-    per_frame = (time.perf_counter() - start) / frames
+        sync(device)
+        times.append(time.perf_counter() - start)
+    # the median: a shared virtual machine's stalls land on single frames and skew the mean
+    per_frame = statistics.median(times)
     return {
         "method": method,
         "size": size,
@@ -72,13 +77,14 @@ def measure(method: str, size: int, batch: int, frames: int, device: str, warmup
         "device": device,
         "init_ms": round(init * 1000, 2),
         "ms_per_frame": round(per_frame * 1000, 3),
+        "ms_per_frame_mean": round(statistics.mean(times) * 1000, 3),
         "ms_per_frame_per_video": round(per_frame * 1000 / batch, 3),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 1024])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=1, help="untimed frames before timing")

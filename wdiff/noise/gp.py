@@ -188,7 +188,7 @@ class TileBank:
         tile: int = 32,
         oversample: int = 4,
         keep: int = 4096,
-        direct_below: int = 12,
+        direct_below: int = 4,
     ):
         self.features = features
         self.tile = tile
@@ -248,18 +248,18 @@ class TileBank:
             if tile_y >= _KEY_SPAN // 2:
                 tile_x, tile_y = tile_x + 1, tile_y - _KEY_SPAN
             slot_list.append(self._store(key, self._build(tile_x, tile_y)))
-        slots = torch.tensor(slot_list, device=positions.device, dtype=torch.long)[inverse]
-        out = torch.empty(self.features.w.shape[0], positions.shape[0], device=positions.device)
-        in_atlas = slots >= 0
-        if in_atlas.any():
-            chosen = slots[in_atlas]
-            local = positions[in_atlas] - cells[in_atlas].to(positions.dtype) * self.tile
-            local = local * self.oversample + self.halo
-            row, column = chosen // self.COLUMNS, chosen % self.COLUMNS
-            origin = torch.stack([column, row], dim=-1) * self.size
-            out[:, in_atlas] = _bspline(self.atlas, local, origin)
-        if (~in_atlas).any():
-            out[:, ~in_atlas] = self.features.direct(positions[~in_atlas], exact=False).float()
+        slot_of_tile = torch.tensor(slot_list, device=positions.device, dtype=torch.long)
+        row, column = slot_of_tile // self.COLUMNS, slot_of_tile % self.COLUMNS
+        corner_of_tile = (row * self.atlas.shape[1] + column) * self.size  # flat atlas index
+        local = (positions - cells.to(positions.dtype) * self.tile) * self.oversample + self.halo
+        direct = (slot_of_tile < 0)[inverse]
+        if not direct.any():
+            out = _bspline(self.atlas, local, corner_of_tile[inverse])
+        else:
+            out = torch.empty(self.features.w.shape[0], positions.shape[0], device=positions.device)
+            read = ~direct
+            out[:, read] = _bspline(self.atlas, local[read], corner_of_tile[inverse[read]])
+            out[:, direct] = self.features.direct(positions[direct], exact=False).float()
         self._evict(set(unique.tolist()))
         return out
 
@@ -292,29 +292,29 @@ class TileBank:
 _KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
 
 
-def _bspline(atlas: torch.Tensor, local: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
+def _bspline(atlas: torch.Tensor, local: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
     """Cubic B-spline interpolation of the coefficient ``atlas`` (H, W, C) -> (C, P).
 
-    ``local`` (P, 2) float64 (x, y) in samples from the tile's corner in the atlas, ``origin``
-    (P, 2) int64 that corner. The weights come from ``local`` alone and the 4x4 coefficients are
-    read by integer index, so a value does not depend on where in the atlas its tile sits (the
-    bank fills slots in the order tiles are needed; a resumed run must give the same noise).
-    Channels last: one read fetches a sample's C values together.
+    ``local`` (P, 2) float64 (x, y) in samples from the tile's corner, ``corner`` (P,) int64 the
+    flat atlas index of that corner. The weights come from ``local`` alone and the 4x4
+    coefficients are read by integer index, so a value does not depend on where in the atlas
+    its tile sits (the bank fills slots in the order tiles are needed; a resumed run must give
+    the same noise). Channels last: one read fetches a sample's C values together.
     """
     width, channels = atlas.shape[1], atlas.shape[2]
     base = torch.floor(local)
     t = (local - base).float()
-    u = 1 - t
-    weights = torch.stack(
-        [u**3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6],
-        dim=1,
-    )  # (P, 4, 2): taps at base - 1 .. base + 2, for x and y
-    corner = base.long() + origin - 1
-    taps = torch.arange(4, device=local.device)
-    offsets = (taps[:, None] * width + taps[None, :]).reshape(16)  # 4 rows (y) of 4 (x)
-    index = (corner[:, 1] * width + corner[:, 0])[:, None] + offsets
-    samples = atlas.view(-1, channels).index_select(0, index.reshape(-1)).view(-1, 16, channels)
+    t2, t3 = t * t, t * t * t
+    weights = torch.stack(  # (P, 4, 2): taps at base - 1 .. base + 2, for x and y
+        [(1 - t) ** 3 / 6, 0.5 * t3 - t2 + 2 / 3, 0.5 * (t2 + t - t3) + 1 / 6, t3 / 6], dim=1
+    )
     taps = (weights[:, :, None, 1] * weights[:, None, :, 0]).reshape(-1, 16, 1)
+    whole = base.long()
+    start = corner + (whole[:, 1] - 1) * width + whole[:, 0] - 1
+    steps = torch.arange(4, device=local.device)
+    offsets = (steps[:, None] * width + steps[None, :]).reshape(16)  # 4 rows (y) of 4 (x)
+    index = (start[:, None] + offsets).reshape(-1)
+    samples = atlas.view(-1, channels).index_select(0, index).view(-1, 16, channels)
     return (samples * taps).sum(1).T
 
 
@@ -431,6 +431,7 @@ def _slot(y: torch.Tensor) -> torch.Tensor:
 
 def _keys(cells: torch.Tensor) -> torch.Tensor:
     """Integer cells (..., 2) -> int64 keys (x may span the batch strides, y stays in a slot)."""
+    cells = cells.long()  # in float64 the sum would round away y (2^59 has a 64-wide ulp)
     return (cells[..., 0] + (1 << 35)) * (1 << 24) + (cells[..., 1] + (1 << 23))
 
 
@@ -441,16 +442,11 @@ def _rehome(positions: torch.Tensor, births: torch.Tensor) -> torch.Tensor:
     offset puts it on screen: such a pair would repeat noise between unrelated places, while a
     consistent neighbour (a pan writing new ground beside the last frame's births) is just the
     field going on. Slots are reused, so their tiles are evaluated once for many frames."""
-    batch, _, height, width = positions.shape
-    screen = _grid(batch, height, width, positions.device)
-    screen[:, 0] += (
-        BATCH_STRIDE
-        * torch.arange(batch, device=positions.device, dtype=torch.float64)[:, None, None]
-    )
     cells = positions.permute(0, 2, 3, 1)
-    screen = screen.permute(0, 2, 3, 1)
-    born, born_screen = cells[births], screen[births]
-    kept, kept_screen = cells[~births], screen[~births]
+    # only cells born before can be in the slots births go to (slot 0 is the screen's own)
+    earlier = ~births & (_slot(positions[:, 1]) > 0)
+    born, born_screen = cells[births], _screen_of(births)
+    kept, kept_screen = cells[earlier], _screen_of(earlier)
     kept_slot = _slot(kept[:, 1])
     kept_local = torch.stack([kept[:, 0], kept[:, 1] - kept_slot * FRESH_STRIDE], dim=-1)
     born_local = torch.stack([born[:, 0], born[:, 1] - _slot(born[:, 1]) * FRESH_STRIDE], dim=-1)
@@ -477,6 +473,13 @@ def _rehome(positions: torch.Tensor, births: torch.Tensor) -> torch.Tensor:
     cells = cells.clone()
     cells[births] = born_local
     return cells.permute(0, 3, 1, 2)
+
+
+def _screen_of(where: torch.Tensor) -> torch.Tensor:
+    """Screen positions (n, 2) (x + the batch stride, y), float64, of the True cells of
+    ``where`` (B, h, w), in the order boolean indexing takes them."""
+    item, y, x = where.nonzero().to(torch.float64).unbind(1)
+    return torch.stack([x + BATCH_STRIDE * item, y], dim=-1)
 
 
 def _grid(batch: int, height: int, width: int, device) -> torch.Tensor:
