@@ -249,3 +249,26 @@ def test_warp_noise_command_writes_noise_and_stats(tmp_path):
     assert main([*args, "-o", str(again)]) == 0
     with safe_open(str(again), framework="pt") as handle:
         torch.testing.assert_close(handle.get_tensor("noise"), noise, atol=0, rtol=0)
+
+
+def test_gp_births_reuse_their_fresh_plane_under_slow_rotation():
+    """Cells entering at the edges under a slow rotation (0.5 deg and a sub-pixel shift per
+    frame) continue the fresh plane of the previous births instead of taking a new plane every
+    few frames (each new plane means new tiles). Before int64 keys, 20 frames took 7 planes."""
+    from wdiff.noise.gp import _slot
+
+    size, angle = 64, math.radians(0.5)
+    ys, xs = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
+    c = (size - 1) / 2
+    rot = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    points = torch.stack([xs - c, ys - c]).reshape(2, -1)
+    shift = torch.tensor([[0.35], [-0.2]])
+    forward = (rot @ points + shift - points).reshape(1, 2, size, size)
+    backward = (rot.T @ (points - shift) - points).reshape(1, 2, size, size)
+    motion = Motion(
+        backward, consistency_mask(backward, forward), forward, consistency_mask(forward, backward)
+    )
+    _, state, _ = run("gp", motion, 20)
+    planes = _slot(state.extra.positions[:, 1])
+    assert int(planes.max()) == 1
+    assert int((planes == 1).sum()) > 100  # births happened, and went to plane 1
