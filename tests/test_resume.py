@@ -96,6 +96,23 @@ def test_kill_9_then_resume_gives_the_uninterrupted_video(tmp_path, sr_model, ca
     clip = make_clip(tmp_path / "low.mp4", frames=frames, size=(48, 32))
     common = ["upscale", str(clip), "--scale", "2", "--steps", "6", "--model", str(sr_model)]
     common += ["--first-guidance", "0.5", "--no-cache", "--quiet"]
+    _kill_resume_and_compare(tmp_path, common, frames, kill_after=3, capfd=capfd)
+
+
+def test_batch_consistent_resumes_from_its_last_finished_window(tmp_path, sr_model, capfd):
+    """Windows are independent: the state is kept at each window's end (8 frames), and a killed
+    run resumes at the first frame of the window it was in."""
+    frames = 24
+    clip = make_clip(tmp_path / "low.mp4", frames=frames, size=(48, 32))
+    common = ["upscale", str(clip), "--scale", "2", "--steps", "6", "--model", str(sr_model)]
+    common += ["--method", "batch-consistent", "--no-cache", "--quiet"]
+    done = _kill_resume_and_compare(tmp_path, common, frames, kill_after=8, capfd=capfd)
+    assert done % 8 == 0
+
+
+def _kill_resume_and_compare(tmp_path, common, frames: int, kill_after: int, capfd) -> int:
+    """Run ``common`` whole, then kill -9 a second run once ``kill_after`` frames are done,
+    check the refusals, resume it, and compare video and report; the frames done at the kill."""
     whole = tmp_path / "whole.mp4"
     assert main([*common, "-o", str(whole)]) == 0
 
@@ -106,30 +123,36 @@ def test_kill_9_then_resume_gives_the_uninterrupted_video(tmp_path, sr_model, ca
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 240
-    while _frames_done(out) < 3 and process.poll() is None and time.time() < deadline:
+    while _frames_done(out) < kill_after and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     done = _frames_done(out)
     assert process.returncode == -signal.SIGKILL and not out.exists()
-    assert 3 <= done < frames, "the kill has to land mid-run for this test to mean anything"
+    assert kill_after <= done < frames, "the kill has to land mid-run for this test to mean much"
 
     assert main([*common, "-o", str(out)]) == 2  # state left behind: asks for --resume
     assert "--resume" in capfd.readouterr().err
     assert main([*common, "-o", str(out), "--steps", "5", "--resume"]) == 2
     assert "settings" in capfd.readouterr().err
 
+    from safetensors import safe_open
+
+    with safe_open(str(resume_folder(out) / STATE_FILE), framework="pt") as handle:
+        saved_rows = json.loads(handle.metadata()["rows"])
     assert main([*common, "-o", str(out), "--resume"]) == 0
+    report = json.loads((tmp_path / "out.report.json").read_text())
+    assert report["frames"][:done] == saved_rows  # those frames were kept, not sampled again
     ours = np.stack(list(open_video(out).frames()))
     reference = np.stack(list(open_video(whole).frames()))
     assert ours.shape == reference.shape and np.array_equal(ours, reference)
     assert not resume_folder(out).exists()
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
-    report = json.loads((tmp_path / "out.report.json").read_text())
     whole_report = json.loads((tmp_path / "whole.report.json").read_text())
     assert len(report["frames"]) == frames
     for key in ("warping_error_previous", "warping_error_first"):
         assert [r[key] for r in report["frames"]] == [r[key] for r in whole_report["frames"]]
+    return done
 
 
 @pytest.mark.slow

@@ -539,15 +539,11 @@ ResumeOption = Annotated[
 
 
 def _run_state(output: Path, settings, inputs: list[Path], resume: bool, overwrite: bool, quiet):
-    """The resume state of this output (warped method), after checking what is already there."""
+    """The resume state of this output, after checking what is already there."""
     from wdiff import __version__
     from wdiff.flow.cache import content_digest
     from wdiff.resume import RunState, remove_stale_partials
 
-    if settings.method != "warped":
-        if resume:
-            raise WdiffError("--resume works with --method warped only (for now)")
-        return None
     fingerprint = {
         "settings": settings.to_dict(),
         "inputs": [content_digest(path) if path.is_file() else str(path) for path in inputs],

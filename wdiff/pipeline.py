@@ -237,10 +237,10 @@ def restore(
             with torch.no_grad():
                 yield denoiser.decode(result.x0).float(), before, result.x0
 
-    def consistent_frames() -> Iterator[torch.Tensor]:
-        def windows():
-            frames = reader.frames()
-            index = 0
+    def consistent_frames(start: int) -> Iterator[torch.Tensor]:
+        def windows():  # independent windows: a resumed run starts at a window's first frame
+            frames = reader.frames(start)
+            index = start
             while True:
                 chunk = [frame for _, frame in zip(range(settings.window), frames, strict=False)]
                 if not chunk:
@@ -266,8 +266,6 @@ def restore(
                 yield denoiser.decode(frame).float(), None, frame
 
     rows, previous, first, start, resumed = [], None, None, 0, None
-    if run_state is not None and settings.method != "warped":
-        raise WdiffError("--resume works with --method warped only (for now)")
     if run_state is not None and run_state.exists():
         start, resumed, rows = run_state.load()
         previous, first = resumed.get("report.previous"), resumed.get("report.first")
@@ -286,7 +284,7 @@ def restore(
             resumed["report.previous_latent"].to(device),
             resumed["report.first_latent"].to(device),
         ]
-    frames = warped_frames() if settings.method == "warped" else consistent_frames()
+    frames = warped_frames() if settings.method == "warped" else consistent_frames(start)
     began = time.perf_counter()
     with VideoWriter(output, info.fps, crf=settings.crf, audio_from=info) as writer:
         if start:
@@ -336,8 +334,15 @@ def restore(
             row["seconds"] = round(now - began, 3)
             began = now
             rows.append(row)
-            if run_state is not None:
-                state = {f"sampler.{k}": v for k, v in sampler_state.items()}
+            window_open = (
+                sampler_state is None
+                and (index + 1) % settings.window
+                and (index + 1 < info.frame_count)
+            )  # batch-consistent: the state is kept at the ends of windows only
+            if run_state is not None and window_open:
+                run_state.save_frame(index, encoded[0])
+            elif run_state is not None:
+                state = {f"sampler.{k}": v for k, v in (sampler_state or {}).items()}
                 state |= {"report.previous": previous, "report.first": first}
                 state["tiling.tile"] = torch.tensor(tile)
                 if in_latents:

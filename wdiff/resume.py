@@ -86,17 +86,22 @@ class RunState:
                 raise WdiffError(f"{self.frame_path(index)}: unreadable; add --overwrite")
             yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
+    def save_frame(self, index: int, frame: np.ndarray) -> None:
+        """Keep finished frame ``index`` (uint8 ``(H, W, 3)``); it counts as done once a
+        ``save`` at or after it records the state."""
+        self.folder.mkdir(exist_ok=True)
+        target = self.frame_path(index)
+        with atomic_output(target) as temporary:
+            if not cv2.imwrite(str(temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise WdiffError(f"{target}: could not write; check disk space")
+
     def save(
         self, index: int, frame: np.ndarray, tensors: dict[str, torch.Tensor], rows: list[dict]
     ) -> None:
         """Record finished frame ``index`` (uint8 ``(H, W, 3)``) and the state after it."""
         from safetensors.torch import save_file
 
-        self.folder.mkdir(exist_ok=True)
-        target = self.frame_path(index)
-        with atomic_output(target) as temporary:
-            if not cv2.imwrite(str(temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise WdiffError(f"{target}: could not write; check disk space")
+        self.save_frame(index, frame)
         metadata = {
             "fingerprint": json.dumps(self.fingerprint, sort_keys=True),
             "frames_done": str(index + 1),
