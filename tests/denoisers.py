@@ -72,6 +72,32 @@ class ConvDenoiser(_Base):
         return c_skip * x + c_out * out
 
 
+class DeepConvDenoiser(_Base):
+    """``c_skip x + c_out conv(tanh(conv(... tanh(conv(c_in x)))))``: ``depth`` 3x3 layers of
+    ``width`` channels, whose activations (unlike ConvDenoiser's) dwarf its input."""
+
+    def __init__(self, channels: int = 3, width: int = 32, depth: int = 4, seed: int = 0):
+        gen = torch.Generator().manual_seed(seed)
+        sizes = [channels] + [width] * depth + [channels]
+        self.channels = channels
+        self.weights = [
+            torch.randn(out, into, 3, 3, generator=gen) / (3 * into**0.5)
+            for into, out in zip(sizes, sizes[1:], strict=False)
+        ]
+
+    def __call__(self, x, sigma, cond):
+        sigma = torch.as_tensor(sigma, dtype=x.dtype)
+        sd = self.sigma_data
+        c_skip = sd**2 / (sigma**2 + sd**2)
+        c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
+        hidden = x / (sigma**2 + sd**2).sqrt()
+        for number, weight in enumerate(self.weights):
+            hidden = F.conv2d(F.pad(hidden, (1, 1, 1, 1), mode="replicate"), weight)
+            if number < len(self.weights) - 1:
+                hidden = torch.tanh(hidden)
+        return c_skip * x + c_out * hidden
+
+
 class SkipDenoiser(_Base):
     """``c_skip(sigma) x``: the ideal denoiser for x0 ~ N(0, sigma_data^2 I) under white noise."""
 

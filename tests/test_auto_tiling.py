@@ -64,10 +64,9 @@ def limited(monkeypatch):
     """Make every run load its model wrapped: ``limited(**MemoryLimited options)`` -> the list
     of wrappers made so far."""
     made = []
+    original = wdiff.pipeline.load_denoiser
 
     def install(**options):
-        original = wdiff.pipeline.load_denoiser
-
         def load(settings, device):
             made.append(MemoryLimited(original(settings, device), **options))
             return made[-1]
@@ -173,9 +172,10 @@ def test_resume_keeps_the_tile_auto_settled_on(tmp_path, sr_model, limited):
     fixed = tmp_path / "fixed.mp4"
     assert main([*args, "--tile", "64", "-o", str(fixed)]) == 0
 
-    # per frame: 2 steps on 3 x 2 tiles of 64 (overlap 32); the first call is the whole frame
+    # per frame: 2 steps on 3 x 2 tiles of 64 (overlap 32); the first call is the whole frame;
+    # guided frames (1 on) call each tile twice a step: forward, and again in the backward pass
     per_frame = 2 * len(tile_starts(128, 64, 32)) * len(tile_starts(96, 64, 32))
-    limited(limit=64 * 64, interrupt_at=1 + 2 * per_frame + 1)  # killed in frame 2
+    limited(limit=64 * 64, interrupt_at=1 + 3 * per_frame + 1)  # killed in frame 2
     out = tmp_path / "out.mp4"
     assert main([*args, "-o", str(out)]) == 130
     assert not out.exists() and resume_folder(out).exists()

@@ -6,9 +6,9 @@ an inner tile edge (where the model sees padding instead of the neighbouring con
 ramps up linearly across the overlap; the weights are normalised to sum to 1. Tensors in the
 condition with the frame's spatial size (SR upsampling, inpainting masks, SDXL's observation
 latents) are cut like ``x``; everything else (prompts, size ids) is passed whole. Peak memory
-follows the tile size, not the frame's; the cost is the overlap's recomputation. (With full
-guidance the graph holds every tile's activations until the backward pass, so there tiles do
-not lower the peak.)
+follows the tile size, not the frame's, also with full guidance: each tile is checkpointed
+(its activations are recomputed in the backward pass instead of kept). The cost is the
+overlap's recomputation, and with full guidance one more forward pass per tile.
 
 ``--tile auto`` chooses the size per frame with ``auto_tile``; the pipeline redoes a frame that
 runs out of memory (``is_out_of_memory``) with a smaller tile.
@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -79,9 +80,13 @@ class TiledDenoiser:
                 tile_w = min(self.tile, width)
                 along_x = _ramp(tile_w, self.overlap, self.margin, left > 0, left + tile_w < width)
                 rows, cols = slice(top, top + tile_h), slice(left, left + tile_w)
-                part = self.inner(
-                    x[..., rows, cols], sigma, _cut(cond, (height, width), rows, cols)
-                )
+                inputs = (x[..., rows, cols], sigma, _cut(cond, (height, width), rows, cols))
+                if torch.is_grad_enabled() and x.requires_grad:
+                    # full guidance back-propagates through every tile: recompute each tile's
+                    # activations in the backward pass so that memory stays at one tile's
+                    part = checkpoint(self.inner, *inputs, use_reentrant=False)
+                else:
+                    part = self.inner(*inputs)
                 weight = (along_y[:, None] * along_x[None, :]).to(x.device)
                 pad = (left, width - left - tile_w, top, height - top - tile_h)
                 out = out + torch.nn.functional.pad(part.float() * weight.float(), pad)
