@@ -19,7 +19,6 @@ from wdiff.cli import main
 from wdiff.config import RestoreSettings, merge_settings
 from wdiff.diffusion.tiling import TilesExhausted, auto_tile, is_out_of_memory, tile_starts
 from wdiff.errors import WdiffError
-from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
 from wdiff.resume import resume_folder
 from wdiff.video import open_video
 
@@ -48,15 +47,6 @@ class MemoryLimited:
             )
         self.largest = max(self.largest, (height, width))
         return self.inner(x, sigma, cond)
-
-
-@pytest.fixture(scope="module")
-def sr_model(tmp_path_factory):
-    torch.manual_seed(0)
-    net = BuiltinNet(BuiltinConfig(task="sr", **ARCHITECTURES["builtin-tiny"]))
-    path = tmp_path_factory.mktemp("models") / "sr.safetensors"
-    net.save(path)
-    return path
 
 
 @pytest.fixture

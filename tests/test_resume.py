@@ -12,24 +12,13 @@ import time
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from media import make_clip
 
 from wdiff.cli import main
 from wdiff.config import RestoreSettings, load_preset, merge_settings, preset_names
-from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
 from wdiff.resume import STATE_FILE, resume_folder
 from wdiff.video import open_video
-
-
-@pytest.fixture(scope="module")
-def sr_model(tmp_path_factory):
-    torch.manual_seed(0)
-    net = BuiltinNet(BuiltinConfig(task="sr", **ARCHITECTURES["builtin-tiny"]))
-    path = tmp_path_factory.mktemp("models") / "sr.safetensors"
-    net.save(path)
-    return path
 
 
 def test_every_preset_loads_and_validates():
