@@ -117,9 +117,9 @@ def restore(
     report (also written as ``OUT.report.json`` and ``OUT.frames.csv`` by the caller).
 
     ``advance(n)`` is called as frames are written, ``on_step(k)`` after each diffusion step
-    of a frame (warped method). ``run_state`` (a ``resume.RunState``, warped method only)
-    records every finished frame and the state after it; when it holds an interrupted run's
-    state, that run continues.
+    of a frame (warped method). ``run_state`` (a ``resume.RunState``) records every finished
+    frame and the state after it (batch-consistent: after each window); when it holds an
+    interrupted run's state, that run continues.
 
     ``settings.tile`` "auto": frames are tiled at the model's ``max_tile`` when they exceed it;
     with the warped method, when sampling a frame runs out of memory the tile is halved and the
@@ -334,12 +334,9 @@ def restore(
             row["seconds"] = round(now - began, 3)
             began = now
             rows.append(row)
-            window_open = (
-                sampler_state is None
-                and (index + 1) % settings.window
-                and (index + 1 < info.frame_count)
-            )  # batch-consistent: the state is kept at the ends of windows only
-            if run_state is not None and window_open:
+            # batch-consistent windows are independent: the state is kept at their ends only
+            window_open = settings.method != "warped" and (index + 1) % settings.window != 0
+            if run_state is not None and window_open and index + 1 < info.frame_count:
                 run_state.save_frame(index, encoded[0])
             elif run_state is not None:
                 state = {f"sampler.{k}": v for k, v in (sampler_state or {}).items()}

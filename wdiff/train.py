@@ -129,10 +129,7 @@ def finetune(settings: TrainSettings, report=None) -> dict:
     accelerator = Accelerator(cpu=settings.cpu)
     net, optimizer = accelerator.prepare(net, optimizer)
     accelerator.register_for_checkpointing(ema)
-    start = 0
-    if settings.resume:
-        accelerator.load_state(str(checkpoint))
-        start = json.loads((checkpoint / "state.json").read_text())["step"]
+    start = resume_checkpoint(accelerator, checkpoint) if settings.resume else 0
     ema.to(accelerator.device)
 
     log_path = out / "log.jsonl"
@@ -200,6 +197,12 @@ def run_summary(accelerator, settings, began: float, steps_run: int, images: int
         "processes": accelerator.num_processes,
         "images": images,
     }
+
+
+def resume_checkpoint(accelerator, folder: Path) -> int:
+    """Load the state ``_checkpoint`` saved in ``folder``; the step it was saved at."""
+    accelerator.load_state(str(folder))
+    return json.loads((folder / "state.json").read_text())["step"]
 
 
 def _checkpoint(accelerator, folder: Path, step: int, settings: TrainSettings) -> None:

@@ -29,7 +29,14 @@ def finetune_sdxl(settings, report=None) -> dict:
     from wdiff.diffusion.schedules import training_sigmas
     from wdiff.models.sdxl import SDXLDenoiser, SDXLOptions, is_sdxl_folder
     from wdiff.tasks import Inpainting, SuperResolution
-    from wdiff.train import SR_SCALES, end_of_step, plot_losses, run_summary, training_noise
+    from wdiff.train import (
+        SR_SCALES,
+        end_of_step,
+        plot_losses,
+        resume_checkpoint,
+        run_summary,
+        training_noise,
+    )
 
     base, out = Path(settings.arch), Path(settings.out)
     checkpoint = out / "checkpoint"
@@ -51,10 +58,7 @@ def finetune_sdxl(settings, report=None) -> dict:
     )
     unet, optimizer = accelerator.prepare(unet, optimizer)
     denoiser.unet = unet
-    start = 0
-    if settings.resume:
-        accelerator.load_state(str(checkpoint))
-        start = json.loads((checkpoint / "state.json").read_text())["step"]
+    start = resume_checkpoint(accelerator, checkpoint) if settings.resume else 0
     sigmas = training_sigmas(denoiser.scheduler)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
