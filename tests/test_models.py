@@ -38,7 +38,7 @@ def test_training_steps_lower_the_loss(task, photos):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
 
 
