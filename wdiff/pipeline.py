@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from wdiff.config import RestoreSettings
-from wdiff.diffusion.tiling import TilesExhausted, auto_tile, is_out_of_memory, tiled
+from wdiff.diffusion.tiling import (
+    TilesExhausted,
+    auto_tile,
+    is_out_of_memory,
+    tile_in_use,
+    tile_overlap,
+    tiled,
+)
 from wdiff.errors import WdiffError
 from wdiff.flow.ops import chain, chain_valid, resize_to_grid, upscale_flow
 from wdiff.noise import Motion
@@ -358,14 +365,14 @@ def restore(
     report["tiling"] = {
         "tile": settings.tile,
         "tile_used": rows[-1]["tile"] if rows else 0,
-        "overlap_used": min(overlap, tile // 2 or overlap) * denoiser.scale,
+        "overlap_used": tile_overlap(tile, overlap) * denoiser.scale,
     }
     return report
 
 
 def _pixels(tile: int, grid: tuple[int, int], scale: int) -> int:
     """Output pixels per side of ``tile`` cells; 0 (whole frames) when the frame fits in one."""
-    return 0 if not tile or (tile >= grid[0] and tile >= grid[1]) else tile * scale
+    return tile_in_use(tile, grid) * scale
 
 
 def _mean(values) -> float | None:

@@ -150,9 +150,19 @@ def auto_tile(
     return half
 
 
+def tile_in_use(tile: int, grid: tuple[int, int]) -> int:
+    """``tile`` cells, or 0 (whole frames) when it is 0 or the ``grid`` = (h, w) fits in one."""
+    return 0 if not tile or (tile >= grid[0] and tile >= grid[1]) else tile
+
+
+def tile_overlap(tile: int, overlap: int) -> int:
+    """The overlap tiles of ``tile`` cells share: ``overlap``, at most half the tile."""
+    return min(overlap, tile // 2) if tile else overlap
+
+
 def tiled(denoiser, tile: int, overlap: int, grid: tuple[int, int]):
-    """``denoiser`` on tiles of ``tile`` cells (``overlap`` shared, at most half the tile), or
-    ``denoiser`` itself when ``tile`` is 0 or the frame fits in one tile."""
-    if not tile or (tile >= grid[0] and tile >= grid[1]):
+    """``denoiser`` on tiles of ``tile`` cells (``tile_overlap`` shared), or ``denoiser`` itself
+    when ``tile`` is 0 or the frame fits in one tile."""
+    if not tile_in_use(tile, grid):
         return denoiser
-    return TiledDenoiser(denoiser, tile, min(overlap, tile // 2))
+    return TiledDenoiser(denoiser, tile, tile_overlap(tile, overlap))
