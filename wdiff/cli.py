@@ -106,7 +106,10 @@ FpsOption = Annotated[
     float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
 ]
 CacheDirOption = Annotated[
-    Path | None, typer.Option("--cache-dir", help="Flow cache [default: ~/.cache/wdiff].")
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Flow cache folder.", show_default="~/.cache/wdiff or $WDIFF_CACHE_DIR"
+    ),
 ]
 NoCacheOption = Annotated[
     bool, typer.Option("--no-cache", help="Neither read nor write the flow cache.")
@@ -236,7 +239,7 @@ def flow(
     input: InputArgument,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Flows file [default: INPUT.flows.safetensors]."),
+        typer.Option("--output", "-o", help="Flows file.", show_default="INPUT.flows.safetensors"),
     ] = None,
     method: Annotated[str, typer.Option("--method", help="dis, farneback or raft.")] = "dis",
     dis_preset: Annotated[
@@ -320,7 +323,7 @@ def warp_noise(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Noise file [default: INPUT.noise-METHOD.safetensors]."
+            "--output", "-o", help="Noise file.", show_default="INPUT.noise-METHOD.safetensors"
         ),
     ] = None,
     method: Annotated[
@@ -502,9 +505,16 @@ PromptOption = Annotated[
     str | None, typer.Option("--prompt", help="Text prompt (text-conditioned models only).")
 ]
 FlowMethodOption = Annotated[str, typer.Option("--flow", help="dis, farneback or raft.")]
-OutputOption = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output video [default: beside input].")
-]
+
+
+def _output_option(named: str) -> typer.models.OptionInfo:
+    return typer.Option(
+        "--output", "-o", help="Output video.", show_default=f"beside the input: {named}"
+    )
+
+
+UpscaleOutputOption = Annotated[Path | None, _output_option("INPUT.xSCALE-METHOD-NOISE.mp4")]
+InpaintOutputOption = Annotated[Path | None, _output_option("INPUT.inpainted-METHOD-NOISE.mp4")]
 
 
 _SETTING_OF = {"flow_method": "flow"}  # option parameter -> RestoreSettings field
@@ -713,7 +723,7 @@ def _restore(ctx: typer.Context, task: str) -> None:
 def upscale(
     ctx: typer.Context,
     input: InputArgument,
-    output: OutputOption = None,
+    output: UpscaleOutputOption = None,
     scale: Annotated[int, typer.Option("--scale", help="2, 4 or 8.")] = 8,
     model: ModelOption = "builtin",
     noise: NoiseMethodOption = "gp",
@@ -757,7 +767,7 @@ def inpaint(
     ctx: typer.Context,
     input: InputArgument,
     mask: Annotated[str, typer.Option("--mask", help="Mask video, image or folder; white = fill.")],
-    output: OutputOption = None,
+    output: InpaintOutputOption = None,
     model: ModelOption = "builtin",
     noise: NoiseMethodOption = "gp",
     method: MethodOption = "warped",
