@@ -13,7 +13,8 @@ has an error of its own there. This script measures, on the first ``--frames`` f
   super-resolution reduces back to its input; bicubic upsampling does not exactly);
 - the ratios to ``--guidance 0``.
 
-    python benchmarks/guidance_floor.py [--frames 12] [--preset fast] [--out ...]
+    python benchmarks/guidance_floor.py [--clip builtin:bunny] [--frames 12] [--preset fast]
+        [--guidance 0 1 3 10] [--out ...]
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def fidelity_psnr(output: Path, low: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", default="builtin:bunny", help="the clip reduced 8x for input")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 3.0, 10.0])
@@ -58,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         whole = work / "low-whole.mp4"
-        wdiff("degrade", "builtin:bunny", "--scale", str(SCALE), "-o", str(whole), "--quiet")
+        wdiff("degrade", args.clip, "--scale", str(SCALE), "-o", str(whole), "--quiet")
         source = open_video(whole)
         low, bicubic = work / "low.mp4", work / "bicubic.mp4"
         size = (source.info.width * SCALE, source.info.height * SCALE)
@@ -94,7 +96,7 @@ def main() -> None:
             row["lower_than_guidance_0"] = unguided / row["warping_error_previous"]
     result = {
         "benchmark": "guidance_floor",
-        "clip": f"builtin:bunny reduced {SCALE}x, first {args.frames} frames",
+        "clip": f"{args.clip} reduced {SCALE}x, first {args.frames} frames",
         "preset": args.preset,
         "units": "RGB in [0, 1]; warping errors are mean squares on flows from the input",
         "rows": rows,
