@@ -110,3 +110,19 @@ def test_degrade_then_wrong_model_task_is_clear(tmp_path, models, capsys):
     assert (info.width, info.height, info.frame_count) == (8, 4, 3)
     assert main(["upscale", str(low), "--model", str(models["inpaint"]), "--quiet"]) == 2
     assert "trained for inpaint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["warped", "batch-consistent"])
+@pytest.mark.parametrize("frames", [1, 6])
+def test_upscale_a_still_and_a_clip_shorter_than_a_window(tmp_path, method, frames):
+    # one frame: a still image needs no flow; six: batch-consistent's last window is partial
+    # (the shipped model: its frames came out of a batch non-contiguous, which the resume
+    # state could not save)
+    clip = make_clip(tmp_path / "low.mp4", frames=frames, size=(16, 12), audio=False)
+    out = tmp_path / "up.mp4"
+    args = ["upscale", str(clip), "--scale", "2", "--steps", "2", "--method", method]
+    assert main([*args, "--model", "builtin", "-o", str(out), "--quiet"]) == 0
+    assert open_video(out).info.frame_count == frames
+    report = json.loads((tmp_path / "up.report.json").read_text())
+    assert len(report["frames"]) == frames
+    assert (report["mean_warping_error_previous"] is None) == (frames == 1)

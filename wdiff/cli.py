@@ -662,7 +662,6 @@ def _restore(ctx: typer.Context, task: str) -> None:
     check_video_output(output)
     check_output(output, inputs, overwrite)
     reader = open_video(source, fps=params["fps"])
-    flows.check_enough_frames(reader.info)
     masks = MaskReader(mask_path, reader.info) if mask_path else None
     run_state = _run_state(output, settings, inputs, params["resume"], overwrite, options.quiet)
     device = options.torch_device()
@@ -675,9 +674,11 @@ def _restore(ctx: typer.Context, task: str) -> None:
     denoiser = load_denoiser(settings, device)  # before the long work: a bad model fails fast
     stages = {"load_model": time.perf_counter() - began}
     began = time.perf_counter()
-    field, _ = _video_flows(reader, estimator, cache, settings.flow, options.quiet)
-    if masks is not None:
-        field = flows.complete_field(field, list(masks.frames()))
+    field = None  # a single frame (a still image) needs no flow
+    if reader.info.frame_count > 1:
+        field, _ = _video_flows(reader, estimator, cache, settings.flow, options.quiet)
+        if masks is not None:
+            field = flows.complete_field(field, list(masks.frames()))
     stages["flow"] = time.perf_counter() - began
     label = f"upscale x{settings.scale}" if task == "sr" else "inpaint"
     bars = frame_and_step_bars(

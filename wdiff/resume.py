@@ -107,8 +107,12 @@ class RunState:
             "frames_done": str(index + 1),
             "rows": json.dumps(rows),
         }
-        # clones: the first frame's predictions are also the previous ones (shared storage)
-        contiguous = {key: value.detach().cpu().clone() for key, value in tensors.items()}
+        # clones: the first frame's predictions are also the previous ones (shared storage);
+        # contiguous ones: a frame cut from a batch keeps the batch's strides in a plain clone
+        contiguous = {
+            key: value.detach().cpu().clone(memory_format=torch.contiguous_format)
+            for key, value in tensors.items()
+        }
         with atomic_output(self.folder / STATE_FILE) as temporary:
             save_file(contiguous, str(temporary), metadata=metadata)
 
