@@ -99,6 +99,27 @@ def test_batch_consistent_resumes_from_its_last_finished_window(tmp_path, sr_mod
     assert done % 8 == 0
 
 
+def test_ctrl_c_says_what_is_kept_and_how_to_continue(tmp_path, sr_model):
+    clip = make_clip(tmp_path / "low.mp4", frames=24, size=(48, 32), audio=False)
+    out = tmp_path / "out.mp4"
+    args = ["upscale", str(clip), "--scale", "2", "--steps", "6", "--model", str(sr_model)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wdiff", *args, "--no-cache", "--quiet", "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while _frames_done(out) < 2 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    lines = process.communicate(timeout=60)[1].strip().splitlines()
+    done = _frames_done(out)
+    assert process.returncode == 130 and not out.exists()
+    assert 2 <= done < 24, "the interrupt has to land mid-run for this test to mean much"
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    assert f"{done} finished frames kept" in lines[0] and "--resume" in lines[0]
+
+
 def _kill_resume_and_compare(tmp_path, common, frames: int, kill_after: int, capfd) -> int:
     """Run ``common`` whole, then kill -9 a second run once ``kill_after`` frames are done,
     check the refusals, resume it, and compare video and report; the frames done at the kill."""

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from wdiff import __version__
-from wdiff.errors import WdiffError
+from wdiff.errors import Interrupted, WdiffError
 
 try:  # Typer >= 0.2x carries its own copy of click; older ones use click itself.
     from typer._click import exceptions as click_exceptions
@@ -574,6 +574,21 @@ def _run_state(output: Path, settings, inputs: list[Path], resume: bool, overwri
 
 
 @contextlib.contextmanager
+def _resume_hint(run_state):
+    """Ctrl-C -> one line saying how many frames are kept and how to continue."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        done = run_state.frames_done() if run_state is not None else 0
+        if not done:
+            raise Interrupted("no frame was finished; no output was written") from None
+        raise Interrupted(
+            f"{done} finished frame{'s' if done > 1 else ''} kept in {run_state.folder}; "
+            "rerun the same command with --resume to continue"
+        ) from None
+
+
+@contextlib.contextmanager
 def _memory_advice(settings, info):
     """Out of memory -> one line naming what to try (the partial output is removed, the resume
     state kept)."""
@@ -684,7 +699,7 @@ def _restore(ctx: typer.Context, task: str) -> None:
     bars = frame_and_step_bars(
         f"{label} (frames)", reader.info.frame_count, settings.steps, options.quiet
     )
-    with bars as (advance, on_step), _memory_advice(settings, reader.info):
+    with bars as (advance, on_step), _memory_advice(settings, reader.info), _resume_hint(run_state):
         report = restore(
             reader,
             field,
@@ -1091,6 +1106,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="wdiff", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 130:  # Ctrl-C outside the long work: typer turns it into Exit(130), returned
+            err.print("wdiff: interrupted; no output was written", markup=False)
     except click_exceptions.NoArgsIsHelpError as error:
         typer.echo(error.ctx.get_help() if error.ctx else "", err=True)
         code = 2
@@ -1100,6 +1117,9 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     except (typer.Abort, KeyboardInterrupt):
         err.print("wdiff: interrupted; no output was written", markup=False)
+        code = 130
+    except Interrupted as interrupted:
+        err.print(f"wdiff: interrupted; {interrupted}", markup=False)
         code = 130
     except WdiffError as error:
         if debug:

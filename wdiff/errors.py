@@ -6,3 +6,10 @@ class WdiffError(Exception):
 
     The message names the file or option at fault and says how to fix it.
     """
+
+
+class Interrupted(Exception):
+    """Ctrl-C during long work: the CLI prints ``wdiff: interrupted; <message>`` and exits 130.
+
+    The message says what was kept (the resume state) and how to continue.
+    """

@@ -41,6 +41,16 @@ class RunState:
     def exists(self) -> bool:
         return (self.folder / STATE_FILE).is_file()
 
+    def frames_done(self) -> int:
+        """How many frames the kept state covers (0 without one), without loading its tensors."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(self.folder / STATE_FILE), framework="pt") as handle:
+                return int((handle.metadata() or {}).get("frames_done", 0))
+        except (SafetensorError, OSError, ValueError):
+            return 0
+
     def load(self) -> tuple[int, dict[str, torch.Tensor], list[dict]]:
         """(frames done, state tensors, report rows); refuses state from another run."""
         from safetensors import SafetensorError, safe_open
