@@ -4,6 +4,10 @@ denoiser takes any frame size, missing weights give one clear line."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -106,3 +110,24 @@ def test_wrong_task_and_missing_weights_are_clear(tmp_path, monkeypatch, capsys)
         builtin.load_builtin("sr")
     assert main(["finetune", "--out", str(tmp_path / "x"), "--task", "colour"]) == 2
     assert "--task colour" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_finetune_points_to_the_kept_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    args = ["finetune", "--out", str(out), "--arch", "builtin-tiny", "--steps", "500"]
+    args += ["--batch-size", "2", "--crop", "32", "--checkpoint-every", "2", "--quiet"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wdiff", *args], stderr=subprocess.PIPE, text=True
+    )
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    while not state.is_file() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next steps
+    process.send_signal(signal.SIGINT)
+    lines = process.communicate(timeout=120)[1].strip().splitlines()
+    assert process.returncode == 130 and not (out / "model.safetensors").exists()
+    step = json.loads(state.read_text())["step"]
+    assert len(lines) == 1 and f"checkpoint at step {step} is kept" in lines[0], lines
+    assert "--resume" in lines[0]

@@ -1089,7 +1089,19 @@ def finetune(
             advance(step - last[0])
             last[0] = step
 
-        summary = run_finetune(settings, report)
+        try:
+            summary = run_finetune(settings, report)
+        except KeyboardInterrupt:
+            state = out / "checkpoint" / "state.json"
+            if not state.is_file():
+                raise Interrupted(
+                    f"no checkpoint yet in {out} (one every {checkpoint_every} steps)"
+                ) from None
+            step = json.loads(state.read_text())["step"]
+            raise Interrupted(
+                f"the checkpoint at step {step} is kept in {state.parent}; rerun the same "
+                "command with --resume to continue"
+            ) from None
     if summary:
         result = out if Path(arch).is_dir() else out / "model.safetensors"
         _note(
