@@ -116,18 +116,21 @@ def test_wrong_task_and_missing_weights_are_clear(tmp_path, monkeypatch, capsys)
 def test_ctrl_c_in_finetune_points_to_the_kept_checkpoint(tmp_path):
     out = tmp_path / "run"
     args = ["finetune", "--out", str(out), "--arch", "builtin-tiny", "--steps", "500"]
-    args += ["--batch-size", "2", "--crop", "32", "--checkpoint-every", "2", "--quiet"]
+    args += ["--batch-size", "2", "--crop", "32", "--checkpoint-every", "40", "--quiet"]
     process = subprocess.Popen(
         [sys.executable, "-m", "wdiff", *args], stderr=subprocess.PIPE, text=True
     )
-    state = out / "checkpoint" / "state.json"
+    state, log = out / "checkpoint" / "state.json", out / "log.jsonl"
     deadline = time.time() + 240
-    while not state.is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # into the next steps
-    process.send_signal(signal.SIGINT)
+    while not log.is_file() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)  # after step 50 was logged, most likely before step 80
     lines = process.communicate(timeout=120)[1].strip().splitlines()
     assert process.returncode == 130 and not (out / "model.safetensors").exists()
     step = json.loads(state.read_text())["step"]
     assert len(lines) == 1 and f"checkpoint at step {step} is kept" in lines[0], lines
     assert "--resume" in lines[0]
+    assert main(args) == 2  # a fresh run would throw the checkpoint away
+    assert main([*args, "--resume"]) == 0
+    logged = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert logged == sorted(set(logged)) and logged[-1] == 500  # no step logged twice

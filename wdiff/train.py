@@ -106,11 +106,7 @@ def finetune(settings: TrainSettings, report=None) -> dict:
             "SDXL folder"
         )
     out = Path(settings.out)
-    checkpoint = out / "checkpoint"
-    if settings.resume and not (checkpoint / "state.json").is_file():
-        raise WdiffError(f"{checkpoint}: no checkpoint to resume; drop --resume to start afresh")
-    if not settings.resume and (out / "model.safetensors").exists():
-        raise WdiffError(f"{out}: holds a trained model; pick another --out or add --resume")
+    checkpoint = check_run_folder(out, settings.resume, (out / "model.safetensors").exists())
     out.mkdir(parents=True, exist_ok=True)
 
     images = (
@@ -133,6 +129,8 @@ def finetune(settings: TrainSettings, report=None) -> dict:
     ema.to(accelerator.device)
 
     log_path = out / "log.jsonl"
+    if accelerator.is_main_process:
+        trim_log(log_path, start)
     began, losses, seen = time.time(), [], 0
     rank_seed = settings.seed * 1000 + accelerator.process_index
     for step, crops, gen in batches(images, settings.crop, settings.batch_size, rank_seed, start):
@@ -197,6 +195,35 @@ def run_summary(accelerator, settings, began: float, steps_run: int, images: int
         "processes": accelerator.num_processes,
         "images": images,
     }
+
+
+def check_run_folder(out: Path, resume: bool, trained: bool) -> Path:
+    """The checkpoint folder of run folder ``out``, after refusing what would lose work: a
+    fresh run over a trained model (``trained``) or an interrupted run's checkpoint, or
+    ``--resume`` without a checkpoint."""
+    checkpoint = out / "checkpoint"
+    saved = (checkpoint / "state.json").is_file()
+    if resume and not saved:
+        raise WdiffError(f"{checkpoint}: no checkpoint to resume; drop --resume to start afresh")
+    if not resume and trained:
+        raise WdiffError(f"{out}: holds a trained model; pick another --out or add --resume")
+    if not resume and saved:
+        raise WdiffError(
+            f"{out}: holds an interrupted run's checkpoint; add --resume to continue it or pick "
+            "another --out"
+        )
+    return checkpoint
+
+
+def trim_log(log_path: Path, start: int) -> None:
+    """Keep the rows of ``log.jsonl`` up to step ``start`` (a resumed run logs the rest again;
+    a fresh one, ``start`` 0, begins an empty log)."""
+    if not log_path.is_file():
+        return
+    rows = [line for line in log_path.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["step"] <= start]
+    if len(kept) != len(rows):
+        log_path.write_text("".join(line + "\n" for line in kept))
 
 
 def resume_checkpoint(accelerator, folder: Path) -> int:

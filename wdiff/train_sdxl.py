@@ -18,8 +18,6 @@ from pathlib import Path
 
 import torch
 
-from wdiff.errors import WdiffError
-
 
 def finetune_sdxl(settings, report=None) -> dict:
     from accelerate import Accelerator
@@ -31,19 +29,17 @@ def finetune_sdxl(settings, report=None) -> dict:
     from wdiff.tasks import Inpainting, SuperResolution
     from wdiff.train import (
         SR_SCALES,
+        check_run_folder,
         end_of_step,
         plot_losses,
         resume_checkpoint,
         run_summary,
         training_noise,
+        trim_log,
     )
 
     base, out = Path(settings.arch), Path(settings.out)
-    checkpoint = out / "checkpoint"
-    if settings.resume and not (checkpoint / "state.json").is_file():
-        raise WdiffError(f"{checkpoint}: no checkpoint to resume; drop --resume to start afresh")
-    if not settings.resume and is_sdxl_folder(out):
-        raise WdiffError(f"{out}: holds a fine-tuned model; pick another --out or add --resume")
+    checkpoint = check_run_folder(out, settings.resume, is_sdxl_folder(out))
     accelerator = Accelerator(
         cpu=settings.cpu, mixed_precision="bf16" if torch.cuda.is_available() else "no"
     )
@@ -62,6 +58,8 @@ def finetune_sdxl(settings, report=None) -> dict:
     sigmas = training_sigmas(denoiser.scheduler)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
+    if accelerator.is_main_process:
+        trim_log(log_path, start)
     began, losses, seen = time.time(), [], 0
     rank_seed = settings.seed * 1000 + accelerator.process_index
     for step, crops, gen in batches(images, settings.crop, settings.batch_size, rank_seed, start):
