@@ -121,6 +121,11 @@ def viz_with_unknown_extension(tmp):
     return ["flow", str(clip), "--viz", str(tmp / "viz.gif")], "viz.gif"
 
 
+def image_output_for_a_video(tmp):
+    clip = make_clip(tmp / "in.mp4", frames=4, audio=False)
+    return ["upscale", str(clip), "--scale", "2", "-o", str(tmp / "big.png")], "big.png"
+
+
 CASES = [
     missing,
     empty,
@@ -140,6 +145,7 @@ CASES = [
     output_folder_missing,
     bad_device,
     viz_with_unknown_extension,
+    image_output_for_a_video,
 ]
 
 

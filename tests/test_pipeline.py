@@ -126,3 +126,22 @@ def test_upscale_a_still_and_a_clip_shorter_than_a_window(tmp_path, method, fram
     report = json.loads((tmp_path / "up.report.json").read_text())
     assert len(report["frames"]) == frames
     assert (report["mean_warping_error_previous"] is None) == (frames == 1)
+
+
+def test_an_image_is_upscaled_to_an_image_beside_it(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(gradient_frame()).save(photo)
+    assert main(["upscale", str(photo), "--scale", "2", "--steps", "2", "--quiet"]) == 0
+    upscaled = tmp_path / "photo.x2-warped-gp.png"
+    assert Image.open(upscaled).size == (32, 24)
+    assert (tmp_path / "photo.x2-warped-gp.report.json").is_file()
+    jpeg = tmp_path / "small.jpg"
+    assert main(["degrade", str(upscaled), "--scale", "2", "-o", str(jpeg), "--quiet"]) == 0
+    assert Image.open(jpeg).format == "JPEG" and Image.open(jpeg).size == (16, 12)
+
+
+def gradient_frame():
+    rows, cols = np.mgrid[0:12, 0:16]
+    return np.stack([rows * 20, cols * 15, (rows + cols) * 9], axis=-1).astype(np.uint8)

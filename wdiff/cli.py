@@ -647,7 +647,13 @@ def _restore(ctx: typer.Context, task: str) -> None:
     from wdiff.outputs import check_output
     from wdiff.pipeline import load_denoiser, restore, write_report
     from wdiff.progress import frame_and_step_bars
-    from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
+    from wdiff.video import (
+        IMAGE_SUFFIXES,
+        MaskReader,
+        check_video_output,
+        open_video,
+        resolve_input,
+    )
 
     params = ctx.params
     options = _options(ctx, params["device"], params["seed"], params["debug"], params["quiet"])
@@ -661,10 +667,11 @@ def _restore(ctx: typer.Context, task: str) -> None:
     settings = merge_settings(task, preset, given | {"seed": options.seed})
     source = resolve_input(input)
     mask_path = resolve_input(mask) if mask else None
+    kind = ".png" if source.suffix.lower() in IMAGE_SUFFIXES else ".mp4"  # an image gives one
     if settings.task == "sr":
-        suffix = f".x{settings.scale}-{settings.method}-{settings.noise}.mp4"
+        suffix = f".x{settings.scale}-{settings.method}-{settings.noise}{kind}"
     else:
-        suffix = f".inpainted-{settings.method}-{settings.noise}.mp4"
+        suffix = f".inpainted-{settings.method}-{settings.noise}{kind}"
     output = output or default_output(source, suffix)
     inputs = [source] + ([mask_path] if mask_path else [])
     if params["print_config"]:
@@ -677,6 +684,7 @@ def _restore(ctx: typer.Context, task: str) -> None:
     check_video_output(output)
     check_output(output, inputs, overwrite)
     reader = open_video(source, fps=params["fps"])
+    check_video_output(output, reader.info.frame_count)
     masks = MaskReader(mask_path, reader.info) if mask_path else None
     run_state = _run_state(output, settings, inputs, params["resume"], overwrite, options.quiet)
     device = options.torch_device()
@@ -849,6 +857,7 @@ def degrade(
     check_video_output(output)
     check_output(output, [source], overwrite)
     reader = open_video(source, fps=fps)
+    check_video_output(output, reader.info.frame_count)
     info = reader.info
     height, width = info.height // scale * scale, info.width // scale * scale
     if not height or not width:

@@ -332,18 +332,27 @@ def read_rgb_image(file: Path) -> np.ndarray:
     return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
 
 
-def check_video_output(path: Path) -> None:
-    """Raise WdiffError unless ``path`` names a container we write, or a folder for PNGs."""
+def check_video_output(path: Path, frames: int | None = None) -> None:
+    """Raise WdiffError unless ``path`` names a container we write, a folder for PNGs, or a
+    PNG/JPG image for a single frame (``frames``: the input's frame count, when known)."""
     path = Path(path)
-    if path.suffix and path.suffix.lower() not in CONTAINERS:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        if frames is not None and frames != 1:
+            raise WdiffError(
+                f"{path}: an image holds one frame and the input has {frames}; name an .mp4, "
+                ".mkv or .mov file, or a folder without extension for PNG frames"
+            )
+    elif suffix and suffix not in CONTAINERS:
         raise WdiffError(
-            f"{path}: unknown output type {path.suffix!r}; "
-            "use .mp4, .mkv or .mov, or a folder name without extension for PNG frames"
+            f"{path}: unknown output type {path.suffix!r}; use .mp4, .mkv or .mov, a folder "
+            "name without extension for PNG frames, or .png/.jpg for a single frame"
         )
 
 
 class VideoWriter:
-    """Encode frames to H.264 (libx264, yuv420p) in mp4/mkv/mov, or to a folder of PNGs.
+    """Encode frames to H.264 (libx264, yuv420p) in mp4/mkv/mov, to a folder of PNGs, or one
+    frame to a PNG/JPG image.
 
     Writes go to a temporary file beside ``path`` that :meth:`close` renames onto it; on an
     exception inside ``with VideoWriter(...)`` the temporary is removed. The audio of
@@ -367,6 +376,7 @@ class VideoWriter:
         self.crf = crf
         self.frame_count = 0
         self._is_folder = self.path.suffix == ""
+        self._is_image = self.path.suffix.lower() in IMAGE_SUFFIXES
         check_video_output(self.path)
         if not 0 <= crf <= 51:
             raise WdiffError(f"--crf must be between 0 and 51, got {crf}")
@@ -410,11 +420,16 @@ class VideoWriter:
         height, width = frame.shape[:2]
         if self._size is None:
             self._size = (width, height)
-            if not self._is_folder:
+            if not (self._is_folder or self._is_image):
                 self._open_container(width, height)
         elif self._size != (width, height):
             raise ValueError(f"frame size changed from {self._size} to {(width, height)}")
-        if self._is_folder:
+        if self._is_image:
+            if self.frame_count:
+                raise WdiffError(f"{self.path}: an image holds one frame; name a video instead")
+            if not cv2.imwrite(str(self._temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise WdiffError(f"{self.path}: could not write the image; check disk space")
+        elif self._is_folder:
             name = self._temporary / f"frame_{self.frame_count:06d}.png"
             if not cv2.imwrite(str(name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
                 raise WdiffError(f"{self.path}: could not write {name.name}; check disk space")
@@ -453,7 +468,7 @@ class VideoWriter:
     def _finish(self) -> None:
         if self.frame_count == 0:
             raise WdiffError(f"{self.path}: no frames to write")
-        if not self._is_folder:
+        if self._stream is not None:
             self._mux(self._stream.encode(None))
             if self._audio is not None:
                 self._audio.copy_until(float(self.frame_count / self.fps), final=True)
