@@ -727,10 +727,10 @@ def _restore(ctx: typer.Context, task: str) -> None:
         run_state.remove()
     if not options.quiet:
         error = report["mean_warping_error_previous"]
-        shown = f"{error:.3g}" if error is not None else "n/a"
+        consistency = f"; mean warping error {error:.3g}" if error is not None else ""  # a still
         _note(
-            f"wrote {output} ({report['seconds_per_frame']} s/frame; mean warping error "
-            f"{shown}); report {json_path}"
+            f"wrote {output} ({report['seconds_per_frame']} s/frame{consistency}); "
+            f"report {json_path}"
         )
 
 
