@@ -13,6 +13,7 @@ class _Base:
     scale = 1
     dtype = torch.float32
     sigma_data = 0.5
+    takes_prompt = False
 
     def sigmas(self, steps: int) -> torch.Tensor:
         return karras_sigmas(steps)

@@ -145,3 +145,23 @@ def test_an_image_is_upscaled_to_an_image_beside_it(tmp_path):
 def gradient_frame():
     rows, cols = np.mgrid[0:12, 0:16]
     return np.stack([rows * 20, cols * 15, (rows + cols) * 9], axis=-1).astype(np.uint8)
+
+
+def test_a_prompt_the_model_cannot_read_is_named_not_silently_dropped(tmp_path, models, capfd):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, size=(16, 16), audio=False)
+    mask = tmp_path / "mask.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(mask)
+    args = ["inpaint", str(clip), "--mask", str(mask), "--model", str(models["inpaint"])]
+    args += [
+        "--steps",
+        "2",
+        "--prompt",
+        "a robot sitting on a bench",
+        "-o",
+        str(tmp_path / "o.mp4"),
+    ]
+    assert main(args) == 0
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "--prompt is ignored" in warnings[0]

@@ -220,6 +220,12 @@ def _note(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _warn(message: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"wdiff: warning: {message}", style="yellow", markup=False
+    )
+
+
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -695,6 +701,9 @@ def _restore(ctx: typer.Context, task: str) -> None:
     cache = flows.TensorCache(cache_dir)
     began = time.perf_counter()
     denoiser = load_denoiser(settings, device)  # before the long work: a bad model fails fast
+    if settings.prompt and not getattr(denoiser, "takes_prompt", False) and not options.quiet:
+        name = "the built-in model" if settings.model == "builtin" else settings.model
+        _warn(f"--prompt is ignored: {name} is not text-conditioned (use an SDXL --model)")
     stages = {"load_model": time.perf_counter() - began}
     began = time.perf_counter()
     field = None  # a single frame (a still image) needs no flow

@@ -28,6 +28,7 @@ class Denoiser(Protocol):
     channels: int
     dtype: torch.dtype
     sigma_data: float
+    takes_prompt: bool  # whether ``condition`` uses ``prompt`` (text-conditioned models)
 
     def sigmas(self, steps: int) -> torch.Tensor:
         """``steps + 1`` noise levels, float32, descending, the last 0."""

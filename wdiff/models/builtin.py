@@ -134,6 +134,7 @@ class BuiltinDenoiser:
     scale = 1
     channels = 3
     max_tile = None  # convolutional, trained on crops: any frame size (memory permitting)
+    takes_prompt = False
 
     def __init__(self, net: BuiltinNet, device: torch.device | str = "cpu"):
         self.net = net.to(device)

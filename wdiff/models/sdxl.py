@@ -119,6 +119,7 @@ class SDXLDenoiser:
     channels = LATENT_CHANNELS
     sigma_data = 1.0
     max_tile = 128  # latent cells: SDXL's native 1024 px; --tile auto tiles larger frames
+    takes_prompt = True
 
     def __init__(
         self,
