@@ -126,6 +126,12 @@ def image_output_for_a_video(tmp):
     return ["upscale", str(clip), "--scale", "2", "-o", str(tmp / "big.png")], "big.png"
 
 
+def reference_of_another_length(tmp):
+    clip = make_clip(tmp / "out.mp4", frames=6, audio=False)
+    truth = make_clip(tmp / "truth.mp4", frames=4, audio=False)
+    return ["eval", str(clip), "--reference", str(truth)], "truth.mp4: has 4 frames"
+
+
 CASES = [
     missing,
     empty,
@@ -146,6 +152,7 @@ CASES = [
     bad_device,
     viz_with_unknown_extension,
     image_output_for_a_video,
+    reference_of_another_length,
 ]
 
 

@@ -960,6 +960,11 @@ def evaluate(
             written.append(path)
     readers = [open_video(path, fps=fps) for path in sources]
     reference_reader = open_video(reference_path, fps=fps) if reference_path else None
+    for reader in readers if reference_reader is not None else []:  # before the flows' work
+        info = reader.info
+        scoring.check_matching(
+            reference_reader, info.frame_count, (info.width, info.height), str(info.path)
+        )
     torch_device = options.torch_device()
     estimator = flows.make_estimator(flow_method, raft_weights=raft_weights, device=torch_device)
     if flows_file is not None:

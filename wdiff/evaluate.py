@@ -136,14 +136,14 @@ def score_video(
     with a reference) maps uint8 ``(n, H, W, 3)`` pairs to flows ``(n, 2, H, W)``."""
     info = reader.info
     device = torch.device(device)
+    size = (info.width, info.height)
+    if reference is not None:
+        check_matching(reference, info.frame_count, size, str(info.path))
     if field.pairs + 1 != info.frame_count:
         raise WdiffError(
             f"{info.path}: has {info.frame_count} frames but the flows cover "
             f"{field.pairs + 1}; give flows of the same clip (--flows or --flow-from)"
         )
-    size = (info.width, info.height)
-    if reference is not None:
-        check_matching(reference, info.frame_count, size, str(info.path))
     scores = VideoScores(info.path.stem, str(info.path), info.frame_count)
     truths = reference.frames() if reference is not None else iter(())
     previous = first = chained = previous_raw = previous_truth = None
