@@ -1,9 +1,22 @@
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Nothing a test runs may write into the user's home: every cache (ours, torch's, Hugging
+# Face's, matplotlib's) points into one session folder, inherited by subprocesses too.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="wdiff-tests-"))
+for _name in ("WDIFF_CACHE_DIR", "XDG_CACHE_HOME", "TORCH_HOME", "HF_HOME", "MPLCONFIGDIR"):
+    os.environ[_name] = str(_SANDBOX / _name.lower())
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

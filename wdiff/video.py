@@ -141,7 +141,7 @@ class FileVideoReader(VideoReader):
             )
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
-        array = frame.to_ndarray(format="rgb24")
+        array = frame.to_ndarray(format="rgb24", threads=1)  # see VideoWriter._write_one
         if self._crop is not None:
             array = array[: self._crop[1], : self._crop[0]]
         if self.info.rotation:
@@ -435,7 +435,11 @@ class VideoWriter:
                 raise WdiffError(f"{self.path}: could not write {name.name}; check disk space")
         else:
             padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-            video_frame = av.VideoFrame.from_ndarray(padded, format="rgb24")
+            # swscale's automatic threading converts to YUV in slices whose rounding at the
+            # seams varies from run to run under load; one thread gives the same bytes.
+            video_frame = av.VideoFrame.from_ndarray(padded, format="rgb24").reformat(
+                format="yuv420p", threads=1
+            )
             video_frame.pts = self.frame_count
             if self._audio is not None:
                 self._audio.copy_until(float(self.frame_count / self.fps))
