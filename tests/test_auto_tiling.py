@@ -129,6 +129,7 @@ def test_tile_setting_accepts_auto_zero_and_sizes(tmp_path):
 # ------------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_tile_and_equals_that_fixed_tile(
     tmp_path, sr_model, limited, capfd
 ):
@@ -156,6 +157,7 @@ def test_out_of_memory_halves_the_tile_and_equals_that_fixed_tile(
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_tile_auto_settled_on(tmp_path, sr_model, limited):
     clip = make_clip(tmp_path / "low.mp4", frames=4, size=(64, 48), audio=False)
     args = upscale_args(clip, sr_model) + ["--no-cache", "--quiet"]

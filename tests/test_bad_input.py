@@ -176,6 +176,7 @@ def test_bad_input_gives_one_line_exit_2_and_no_output(tmp_path, monkeypatch, ca
     assert snapshot(tmp_path) == before  # nothing written, nothing changed
 
 
+@pytest.mark.slow
 def test_the_installed_script_exits_2_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "wdiff", "flow", str(tmp_path / "missing.mp4")],

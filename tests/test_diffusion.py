@@ -94,6 +94,7 @@ def test_euler_step_moves_toward_prediction():
     assert torch.equal(euler_step(x, prediction, torch.tensor(2.0), torch.tensor(0.0)), prediction)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("solver", "steps", "covariance_tolerance"), [("euler", 50, 0.15), ("heun", 50, 0.07)]
 )

@@ -110,6 +110,7 @@ def test_gp_matches_its_kernel_at_lags_0_to_3():
         assert torch.allclose(measured, expected, atol=0.03), (frames, measured, expected)
 
 
+@pytest.mark.slow
 def test_gp_fast_path_agrees_with_direct_evaluation():
     warper, state, fast = run("gp", affine_motion("rotation", 64), 3, seed=5)
     positions = state.extra.positions.permute(0, 2, 3, 1).reshape(-1, 2)

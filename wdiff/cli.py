@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import traceback
 from dataclasses import dataclass
@@ -101,9 +102,24 @@ QuietOption = Annotated[
 ]
 
 
+def _finite(value: float | None) -> float | None:
+    """Typer callback of every float option: NaN and infinities are refused (click's FloatRange
+    lets them through, and a NaN setting would run and write a report JSON cannot read)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _positive(value: float | None) -> float | None:
+    if _finite(value) is not None and value <= 0:
+        raise typer.BadParameter(f"{value} is not above 0")
+    return value
+
+
 InputArgument = Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")]
 FpsOption = Annotated[
-    float | None, typer.Option("--fps", help="Frame rate of a frame folder (default 24).")
+    float | None,
+    typer.Option("--fps", help="Frame rate of a frame folder (default 24).", callback=_positive),
 ]
 CacheDirOption = Annotated[
     Path | None,
@@ -213,7 +229,15 @@ def _video_flows(reader, estimator, cache, label: str, quiet: bool):
     from wdiff.progress import progress_bar
 
     with progress_bar(f"flow ({label})", reader.info.frame_count - 1, quiet) as advance:
-        return estimate_video_flows(reader, estimator, cache=cache, advance=advance)
+        result = estimate_video_flows(reader, estimator, cache=cache, advance=advance)
+    if cache.unwritten and not quiet:
+        _warn(f"the flows were not cached ({cache.unwritten[0]}); the next run computes them again")
+    return result
+
+
+def _check_suffix(path: Path, suffix: str, option: str) -> None:
+    if path.suffix.lower() != suffix:
+        raise WdiffError(f"{path}: {option} writes a {suffix} file; give a name ending {suffix}")
 
 
 def _note(message: str) -> None:
@@ -280,6 +304,7 @@ def flow(
     options = _options(ctx, device, seed, debug, quiet)
     source = resolve_input(input)
     output = output or default_output(source, ".flows.safetensors")
+    _check_suffix(output, ".safetensors", "-o")
     mask_path = resolve_input(mask) if mask else None
     inputs = [source] + ([mask_path] if mask_path else [])
     check_output(output, inputs, overwrite)
@@ -295,6 +320,7 @@ def flow(
         raft_model=raft_model,
         raft_weights=raft_weights,
         device=options.torch_device(),
+        option="--method",
     )
     cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
     field, cached = _video_flows(reader, estimator, cache, method, options.quiet)
@@ -372,29 +398,40 @@ def warp_noise(
 
     from wdiff import flow as flows
     from wdiff import noise as noises
+    from wdiff.devices import check_memory
     from wdiff.outputs import atomic_output, check_output
     from wdiff.progress import progress_bar
     from wdiff.video import check_video_output, open_video, resolve_input
 
     options = _options(ctx, device, seed, debug, quiet)
+    warper = noises.make_warper(
+        method, "--method", **({"extend": True} if gp_extend and method == "gp" else {})
+    )
     source = resolve_input(input)
     output = output or default_output(source, f".noise-{method}.safetensors")
+    _check_suffix(output, ".safetensors", "-o")
     check_output(output, [source], overwrite)
+    if stats is not None:
+        _check_suffix(stats, ".json", "--stats")
     for extra in (stats, viz):
         if extra is not None:
             check_output(extra, [source, output], overwrite)
     if viz is not None:
         check_video_output(viz)
-    warper = noises.make_warper(
-        method, **({"extend": True} if gp_extend and method == "gp" else {})
-    )
     reader = open_video(source, fps=fps)
     flows.check_enough_frames(reader.info)
     torch_device = options.torch_device()
     estimator = flows.make_estimator(flow_method, raft_weights=raft_weights, device=torch_device)
     cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
-    field, _ = _video_flows(reader, estimator, cache, flow_method, options.quiet)
     frames = reader.info.frame_count
+    h, w = noises.grid_shape(reader.info.width, reader.info.height, grid)
+    check_memory(
+        noises.noise_memory_bytes(warper, frames, channels, h, w),
+        torch_device,
+        f"--channels {channels} --grid {grid} ({frames} frames of {w}x{h} cells)",
+        "use fewer --channels, a coarser --grid or a shorter clip",
+    )
+    field, _ = _video_flows(reader, estimator, cache, flow_method, options.quiet)
     all_noise, rows, previous = [], [], None
     with progress_bar(f"noise ({method})", frames, options.quiet) as advance:
         for index, (noise, motion) in enumerate(
@@ -495,17 +532,24 @@ MethodOption = Annotated[
 ]
 StepsOption = Annotated[int, typer.Option("--steps", help="Sampling steps.", min=1)]
 GuidanceOption = Annotated[
-    float, typer.Option("--guidance", help="Self-guidance strength lambda (0 = off).")
+    float,
+    typer.Option("--guidance", help="Self-guidance strength lambda (0 = off).", callback=_finite),
 ]
 GuidanceModeOption = Annotated[
     str,
     typer.Option("--guidance-mode", help="full (through the network) or cheap (no backprop)."),
 ]
 GuidanceFractionOption = Annotated[
-    float, typer.Option("--guidance-fraction", help="Share of steps guided, from the first.")
+    float,
+    typer.Option(
+        "--guidance-fraction", help="Share of steps guided, from the first.", callback=_finite
+    ),
 ]
 FirstGuidanceOption = Annotated[
-    float, typer.Option("--first-guidance", help="Extra pull toward frame 0 (stops drift).")
+    float,
+    typer.Option(
+        "--first-guidance", help="Extra pull toward frame 0 (stops drift).", callback=_finite
+    ),
 ]
 PromptOption = Annotated[
     str | None, typer.Option("--prompt", help="Text prompt (text-conditioned models only).")
@@ -651,7 +695,7 @@ def _restore(ctx: typer.Context, task: str) -> None:
     from wdiff import flow as flows
     from wdiff.config import SETTING_NAMES, merge_settings, settings_yaml
     from wdiff.outputs import check_output
-    from wdiff.pipeline import load_denoiser, restore, write_report
+    from wdiff.pipeline import load_denoiser, report_paths, restore, write_report
     from wdiff.progress import frame_and_step_bars
     from wdiff.video import (
         IMAGE_SUFFIXES,
@@ -689,6 +733,8 @@ def _restore(ctx: typer.Context, task: str) -> None:
         return
     check_video_output(output)
     check_output(output, inputs, overwrite)
+    for path in report_paths(output):
+        check_output(path, inputs, overwrite)
     reader = open_video(source, fps=params["fps"])
     check_video_output(output, reader.info.frame_count)
     masks = MaskReader(mask_path, reader.info) if mask_path else None
@@ -1073,7 +1119,10 @@ def finetune(
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps in all.", min=1)] = 4000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per step.", min=1)] = 16,
     crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.", min=16)] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (SDXL: 5e-6).")] = 5e-4,
+    lr: Annotated[
+        float,
+        typer.Option("--lr", help="AdamW learning rate (SDXL: 5e-6).", callback=_positive),
+    ] = 5e-4,
     checkpoint_every: Annotated[
         int, typer.Option("--checkpoint-every", help="Steps between checkpoints.", min=1)
     ] = 500,

@@ -7,6 +7,7 @@ given on the command line.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -54,7 +55,11 @@ class RestoreSettings:
 
         if self.task not in ("sr", "inpaint"):
             raise WdiffError(f"task {self.task}: use sr or inpaint")
-        if self.task == "sr" and self.scale not in (1, 2, 4, 8):
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WdiffError(f"{field.name} {value}: give a finite number")
+        if self.task == "sr" and self.scale not in (2, 4, 8):
             raise WdiffError(f"--scale {self.scale}: use 2, 4 or 8")
         if self.noise not in NOISES:
             raise WdiffError(f"--noise {self.noise}: use one of {', '.join(NOISES)}")
@@ -134,7 +139,9 @@ def load_preset(name: str) -> dict:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise WdiffError(f"{path}: not valid YAML ({error}); fix the file") from error
+        raise WdiffError(
+            f"{path}: not valid YAML ({_yaml_problem(error)}); fix the file"
+        ) from error
     if not isinstance(values, dict):
         raise WdiffError(f"{path}: a preset is a mapping of setting: value; fix the file")
     defaults = RestoreSettings()
@@ -160,6 +167,14 @@ def load_preset(name: str) -> dict:
             )
         values[key] = value
     return {key: value for key, value in values.items() if key not in PRESET_ONLY}
+
+
+def _yaml_problem(error: Exception) -> str:
+    """One line for a YAML error (PyYAML's own message quotes the file over several lines)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
 
 
 def merge_settings(task: str, preset: str | None, given: dict) -> RestoreSettings:

@@ -34,3 +34,40 @@ def resolve_device(spec: str):
             "pick one of those"
         )
     return torch.device(f"cuda:{index}")
+
+
+def free_memory_bytes(device) -> int | None:
+    """Bytes free on ``device`` now (a CUDA GPU's free memory, or the host's available memory
+    for the CPU), or None where this platform cannot say."""
+    import os
+
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed: int, device, what: str, fix: str) -> None:
+    """Raise WdiffError, before allocating, when ``needed`` bytes exceed what ``device`` has free
+    (the host's memory for the CPU). ``what`` names the request, ``fix`` says what to lower."""
+    import torch
+
+    free = free_memory_bytes(device)
+    if free is not None and needed > free:
+        place = "this GPU" if torch.device(device).type == "cuda" else "this machine"
+        raise WdiffError(
+            f"{what}: needs about {needed / 2**30:.1f} GiB, {place} has "
+            f"{free / 2**30:.1f} GiB free; {fix}"
+        )

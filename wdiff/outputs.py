@@ -7,12 +7,16 @@ failed run leaves the target as it was (absent, or the old file when ``--overwri
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from wdiff.errors import WdiffError
+
+# Write failures the user fixes by making room or writing elsewhere, not bugs.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = False) -> Path:
@@ -33,6 +37,10 @@ def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = Fa
         raise WdiffError(f"{output}: exists and is {kind}; remove it or choose another path")
     if not output.parent.is_dir():
         raise WdiffError(f"{output}: folder {output.parent} does not exist; create it first")
+    if not os.access(output.parent, os.W_OK | os.X_OK):  # false on a read-only mount, for root too
+        raise WdiffError(
+            f"{output}: folder {output.parent} is not writable (read-only?); choose another path"
+        )
     return output
 
 
@@ -58,6 +66,14 @@ def atomic_output(target: Path) -> Iterator[Path]:
     _remove(temporary)
     try:
         yield temporary
+    except OSError as error:
+        _remove(temporary)
+        if error.errno in DISK_ERRORS:
+            raise WdiffError(
+                f"{target}: could not be written ({os.strerror(error.errno)}); free some space "
+                "or write elsewhere"
+            ) from error
+        raise
     except BaseException:
         _remove(temporary)
         raise

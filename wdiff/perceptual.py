@@ -30,7 +30,10 @@ def _state_dict(path: Path, what: str) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
         raise WdiffError(f"{path}: not a readable {what} state dict ({error})") from error
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise WdiffError(f"{path}: holds no {what} state dict (name: tensor); give a .pth of one")
+    return state
 
 
 class LPIPSMetric:
@@ -60,7 +63,11 @@ class LPIPSMetric:
         missing = [name for name, value in own.items() if value is None]
         if missing:
             raise WdiffError(f"{alexnet_weights}: lacks AlexNet weights for {', '.join(missing)}")
-        self.model.net.load_state_dict(own)
+        try:
+            self.model.net.load_state_dict(own)
+        except RuntimeError as error:
+            summary = str(error).splitlines()[0].rstrip(":")
+            raise WdiffError(f"{alexnet_weights}: not AlexNet weights ({summary})") from error
         self.model = self.model.to(device).eval().requires_grad_(False)
         self.device = device
 
@@ -80,8 +87,9 @@ class InceptionFeatures:
         try:
             model.load_state_dict(_state_dict(weights, "Inception-v3"))
         except RuntimeError as error:
+            summary = str(error).splitlines()[0].rstrip(":")
             raise WdiffError(
-                f"{weights}: not torchvision Inception-v3 weights ({error})"
+                f"{weights}: not torchvision Inception-v3 weights ({summary})"
             ) from error
         model.fc = torch.nn.Identity()
         self.model = model.to(device).eval().requires_grad_(False)

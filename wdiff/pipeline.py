@@ -421,13 +421,18 @@ def summarise(settings, rows, stage_seconds, device, info, output, size) -> dict
     }
 
 
+def report_paths(output: Path) -> tuple[Path, Path]:
+    """``OUT.report.json`` and ``OUT.frames.csv`` beside the output ``OUT.mp4`` (or folder)."""
+    output = Path(output)
+    base = output.with_suffix("") if output.suffix else output
+    return base.parent / f"{base.name}.report.json", base.parent / f"{base.name}.frames.csv"
+
+
 def write_report(report: dict, output: Path) -> tuple[Path, Path]:
     """``OUT.report.json`` and ``OUT.frames.csv`` beside the output (atomically)."""
     from wdiff.outputs import atomic_output
 
-    base = output.with_suffix("") if output.suffix else output
-    json_path = base.parent / f"{base.name}.report.json"
-    csv_path = base.parent / f"{base.name}.frames.csv"
+    json_path, csv_path = report_paths(output)
     with atomic_output(json_path) as temporary:
         temporary.write_text(json.dumps(report, indent=2) + "\n")
     with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as handle:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -291,11 +292,8 @@ class FrameFolderReader(VideoReader):
 
 def _image_header(file: Path) -> tuple[int, int]:
     """(width, height) of an image, reading only its header; checks the pixel format."""
-    try:
-        with Image.open(file) as image:
-            mode, size = image.mode, image.size
-    except (OSError, ValueError) as error:
-        raise WdiffError(f"{file}: not a readable image ({error}); replace the frame") from error
+    with _reading_image(file), Image.open(file) as image:
+        mode, size = image.mode, image.size
     _check_image_mode(file, mode)
     return size
 
@@ -636,9 +634,17 @@ class MaskReader:
 
 @contextlib.contextmanager
 def _reading_image(file: Path) -> Iterator[None]:
+    """PIL's errors opening ``file`` -> one WdiffError (a header claiming more than PIL's
+    MAX_IMAGE_PIXELS x 2, a decompression bomb, included)."""
     try:
-        yield
-    except (OSError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except Image.DecompressionBombError as error:
+        raise WdiffError(
+            f"{file}: claims more pixels than wdiff reads ({error}); replace it"
+        ) from error
+    except (OSError, ValueError, SyntaxError) as error:
         raise WdiffError(f"{file}: not a readable image ({error}); replace it") from error
 
 

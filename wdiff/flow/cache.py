@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from wdiff.errors import WdiffError
 from wdiff.outputs import atomic_output
 
 FORMAT_VERSION = "1"
@@ -57,6 +58,9 @@ class TensorCache:
     def __init__(self, folder: Path | None, kind: str = "flow"):
         self.folder = Path(folder) / kind if folder is not None else None
         self.discarded: list[Path] = []
+        self.unwritten: list[str] = []  # entries a full disk (say) kept out, with the reason
+        if self.folder is not None:
+            _check_writable(Path(folder), self.folder)
 
     def key(self, **parts) -> str:
         text = json.dumps({"version": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
@@ -88,8 +92,24 @@ class TensorCache:
         path = self.path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {name: tensor.contiguous().cpu() for name, tensor in tensors.items()}
         metadata = {**metadata, "checksum": tensors_digest(tensors)}
-        with atomic_output(path) as temporary:
-            save_file(tensors, str(temporary), metadata=metadata)
+        try:  # the cache only saves time: a failed write costs the entry, not the run
+            with atomic_output(path) as temporary:
+                save_file(tensors, str(temporary), metadata=metadata)
+        except (OSError, SafetensorError) as error:
+            self.unwritten.append(f"{path}: {error}")
+
+
+def _check_writable(given: Path, folder: Path) -> None:
+    """Raise WdiffError unless ``folder`` (under the cache folder ``given``) can be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        usable = os.access(folder, os.W_OK | os.X_OK)
+        reason = "is not writable"
+    except FileExistsError:
+        usable, reason = False, "is a file, not a folder"
+    except OSError as error:
+        usable, reason = False, f"cannot be created ({error.strerror})"
+    if not usable:
+        raise WdiffError(f"--cache-dir {given}: {reason}; give a writable folder, or --no-cache")

@@ -153,10 +153,12 @@ def make_estimator(
     raft_model: str = "large",
     raft_weights: Path | None = None,
     device: torch.device | str = "cpu",
+    option: str = "--flow",
 ):
-    """Build the estimator named by ``method`` (dis, farneback, raft)."""
+    """Build the estimator named by ``method`` (dis, farneback, raft); ``option`` is the
+    command-line option that named it, for the error message."""
     if method in ("dis", "farneback"):
         return OpenCVFlow(method, dis_preset)
     if method == "raft":
         return RaftFlow(raft_model, raft_weights, device)
-    raise WdiffError(f"--method {method}: use one of {', '.join(METHODS)}")
+    raise WdiffError(f"{option} {method}: use one of {', '.join(METHODS)}")

@@ -113,17 +113,32 @@ class BuiltinNet(torch.nn.Module):
 
     @classmethod
     def load(cls, path: Path) -> tuple[BuiltinNet, dict]:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
-        with safe_open(str(path), "pt") as handle:
-            metadata = handle.metadata() or {}
+        advice = "give a model written by `wdiff finetune`, or builtin"
+        try:
+            with safe_open(str(path), "pt") as handle:
+                metadata = handle.metadata() or {}
+        except (SafetensorError, OSError) as error:
+            raise WdiffError(
+                f"{path}: not a readable safetensors file ({error}); {advice}"
+            ) from error
         if "config" not in metadata:
             raise WdiffError(f"{path}: not a wdiff built-in model (no config in its metadata)")
-        config = json.loads(metadata["config"])
-        config["block_out_channels"] = tuple(config["block_out_channels"])
-        net = cls(BuiltinConfig(**config))
-        net.load_state_dict(load_file(str(path)))
+        try:
+            config = json.loads(metadata["config"])
+            config["block_out_channels"] = tuple(config["block_out_channels"])
+            net = cls(BuiltinConfig(**config))
+        except (ValueError, TypeError, KeyError) as error:  # JSON, unknown or missing fields
+            raise WdiffError(f"{path}: its model config is damaged ({error}); {advice}") from error
+        try:
+            net.load_state_dict(load_file(str(path)))
+        except (RuntimeError, SafetensorError) as error:  # missing, unexpected or misshapen
+            summary = str(error).splitlines()[0].rstrip(":")
+            raise WdiffError(
+                f"{path}: its weights do not fit its config ({summary}); {advice}"
+            ) from error
         return net.eval().requires_grad_(False), metadata
 
 

@@ -11,13 +11,20 @@ from wdiff.noise.base import (
 )
 from wdiff.noise.gp import BilinearGPWarper, GPWarper, RandomFourierFeatures, kernel
 from wdiff.noise.integral import IntegralWarper
-from wdiff.noise.video_noise import frame_stats, grid_shape, warp_video_noise, write_noise_video
+from wdiff.noise.video_noise import (
+    frame_stats,
+    grid_shape,
+    noise_memory_bytes,
+    warp_video_noise,
+    write_noise_video,
+)
 
 METHODS = ("gp", "integral", "bilinear", "bilinear-gp", "nearest", "fixed", "resample")
 
 
-def make_warper(method: str, **options) -> Warper:
-    """The warper named ``method``; ``options`` go to its constructor (e.g. ``extend`` for gp)."""
+def make_warper(method: str, option: str = "--noise", **options) -> Warper:
+    """The warper named ``method``; ``options`` go to its constructor (e.g. ``extend`` for gp).
+    ``option`` is the command-line option that named it, for the error message."""
     from wdiff.errors import WdiffError
 
     if method == "gp":
@@ -32,7 +39,7 @@ def make_warper(method: str, **options) -> Warper:
         "resample": ResampleWarper,
     }
     if method not in simple:
-        raise WdiffError(f"--noise {method}: use one of {', '.join(METHODS)}")
+        raise WdiffError(f"{option} {method}: use one of {', '.join(METHODS)}")
     return simple[method]()
 
 
@@ -51,6 +58,7 @@ __all__ = [
     "Warper",
     "frame_stats",
     "grid_shape",
+    "noise_memory_bytes",
     "kernel",
     "make_warper",
     "warp_video_noise",

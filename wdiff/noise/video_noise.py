@@ -77,3 +77,16 @@ def write_noise_video(reader, noise: torch.Tensor, path) -> None:
             big = F.interpolate(shown, size=enlarged, mode="nearest")[0, :, :height, :width]
             picture = ((big * 0.25 + 0.5).clamp(0, 1) * 255).round().byte()
             writer.write(np.concatenate([frame, picture.permute(1, 2, 0).numpy()], axis=1))
+
+
+def noise_memory_bytes(warper: Warper, frames: int, channels: int, h: int, w: int) -> int:
+    """A generous estimate of the bytes ``wdiff warp-noise`` holds for ``frames`` frames of
+    ``(channels, h, w)`` noise: all frames twice (the list and the saved tensor), a frame's
+    working copies, and the GP's per-channel Fourier features and tile atlas."""
+    cells = channels * h * w
+    total = (2 * frames + 16) * cells * 4
+    if hasattr(warper, "feature_count"):
+        side = warper.tile * warper.oversample + 4
+        tiles = max(16, (math.ceil(w / warper.tile) + 1) * (math.ceil(h / warper.tile) + 1))
+        total += channels * (warper.feature_count * 32 + tiles * side * side * 4)
+    return total
