@@ -394,12 +394,11 @@ def warp_noise(
     quiet: QuietOption = False,
 ) -> None:
     import torch
-    from safetensors.torch import save_file
 
     from wdiff import flow as flows
     from wdiff import noise as noises
     from wdiff.devices import check_memory
-    from wdiff.outputs import atomic_output, check_output
+    from wdiff.outputs import atomic_output, check_output, save_tensors
     from wdiff.progress import progress_bar
     from wdiff.video import check_video_output, open_video, resolve_input
 
@@ -451,8 +450,7 @@ def warp_noise(
         "flow": flow_method,
         "gp_extend": str(gp_extend).lower(),
     }
-    with atomic_output(output) as temporary:
-        save_file({"noise": tensor}, str(temporary), metadata=metadata)
+    save_tensors({"noise": tensor}, output, metadata)
     if stats is not None:
         with atomic_output(stats) as temporary:
             temporary.write_text(json.dumps({**metadata, "frames": rows}, indent=2) + "\n")
@@ -1182,6 +1180,11 @@ def finetune(
         )
 
 
+def _one_line(error: Exception) -> str:
+    """A user error's message on one line, whatever a library it quotes put in it."""
+    return " ".join(str(error).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wdiff`` script; returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -1208,7 +1211,7 @@ def main(argv: list[str] | None = None) -> int:
     except WdiffError as error:
         if debug:
             traceback.print_exc()
-        err.print(f"wdiff: error: {error}", markup=False)
+        err.print(f"wdiff: error: {_one_line(error)}", markup=False)
         code = 2
     except typer.Exit as done:
         code = done.exit_code

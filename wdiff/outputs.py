@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -101,3 +102,20 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def save_tensors(tensors: dict, target: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` (name -> contiguous CPU tensor) as a safetensors file, atomically; a
+    full disk is a WdiffError naming ``target`` (safetensors reports it as its own error)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    with atomic_output(target) as temporary:
+        try:
+            save_file(tensors, str(temporary), metadata=metadata)
+        except SafetensorError as error:
+            found = re.search(r"os error (\d+)", str(error))
+            if found is None:
+                raise
+            number = int(found[1])
+            raise OSError(number, os.strerror(number), str(temporary)) from error

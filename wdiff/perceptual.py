@@ -29,7 +29,8 @@ def _state_dict(path: Path, what: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise WdiffError(f"{path}: not a readable {what} state dict ({error})") from error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WdiffError(f"{path}: not a readable {what} state dict ({first})") from error
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise WdiffError(f"{path}: holds no {what} state dict (name: tensor); give a .pth of one")

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from wdiff.errors import WdiffError
-from wdiff.outputs import atomic_output
+from wdiff.outputs import atomic_output, save_tensors
+from wdiff.video import write_png
 
 STATE_FILE = "state.safetensors"
 
@@ -102,14 +103,12 @@ class RunState:
         self.folder.mkdir(exist_ok=True)
         target = self.frame_path(index)
         with atomic_output(target) as temporary:
-            if not cv2.imwrite(str(temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise WdiffError(f"{target}: could not write; check disk space")
+            write_png(temporary, frame)
 
     def save(
         self, index: int, frame: np.ndarray, tensors: dict[str, torch.Tensor], rows: list[dict]
     ) -> None:
         """Record finished frame ``index`` (uint8 ``(H, W, 3)``) and the state after it."""
-        from safetensors.torch import save_file
 
         self.save_frame(index, frame)
         metadata = {
@@ -123,8 +122,7 @@ class RunState:
             key: value.detach().cpu().clone(memory_format=torch.contiguous_format)
             for key, value in tensors.items()
         }
-        with atomic_output(self.folder / STATE_FILE) as temporary:
-            save_file(contiguous, str(temporary), metadata=metadata)
+        save_tensors(contiguous, self.folder / STATE_FILE, metadata)
 
     def remove(self) -> None:
         import shutil

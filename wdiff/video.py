@@ -330,6 +330,13 @@ def read_rgb_image(file: Path) -> np.ndarray:
     return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
 
 
+def write_png(path: Path, frame: np.ndarray) -> None:
+    """Write a uint8 RGB frame ``(H, W, 3)`` as PNG (fast compression). A full disk raises
+    OSError (ENOSPC), which ``atomic_output`` turns into one line; OpenCV's writer would print
+    libpng's own message on stderr and only return False."""
+    Image.fromarray(frame, mode="RGB").save(path, format="PNG", compress_level=1)
+
+
 def check_video_output(path: Path, frames: int | None = None) -> None:
     """Raise WdiffError unless ``path`` names a container we write, a folder for PNGs, or a
     PNG/JPG image for a single frame (``frames``: the input's frame count, when known)."""
@@ -394,11 +401,19 @@ class VideoWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
+        finishing_error = None
         if kind is None:
-            self._finish()
-        else:
-            self._close_container()
-        self._atomic.__exit__(kind, value, traceback)
+            try:
+                self._finish()
+            except BaseException as error:  # a full disk at the last packets, say
+                kind, value, traceback = type(error), error, error.__traceback__
+                finishing_error = error
+        if kind is not None:
+            with contextlib.suppress(OSError, av.error.FFmpegError):  # closing flushes too
+                self._close_container()
+        # the temporary is removed on an error; a full disk becomes one line (atomic_output)
+        if not self._atomic.__exit__(kind, value, traceback) and finishing_error is not None:
+            raise finishing_error
 
     def write(self, frames: np.ndarray) -> None:
         """Append a uint8 RGB frame ``(H, W, 3)`` or chunk ``(N, H, W, 3)``."""
@@ -425,12 +440,12 @@ class VideoWriter:
         if self._is_image:
             if self.frame_count:
                 raise WdiffError(f"{self.path}: an image holds one frame; name a video instead")
-            if not cv2.imwrite(str(self._temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+            if self.path.suffix.lower() == ".png":
+                write_png(self._temporary, frame)
+            elif not cv2.imwrite(str(self._temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
                 raise WdiffError(f"{self.path}: could not write the image; check disk space")
         elif self._is_folder:
-            name = self._temporary / f"frame_{self.frame_count:06d}.png"
-            if not cv2.imwrite(str(name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise WdiffError(f"{self.path}: could not write {name.name}; check disk space")
+            write_png(self._temporary / f"frame_{self.frame_count:06d}.png", frame)
         else:
             padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
             # swscale's automatic threading converts to YUV in slices whose rounding at the

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from wdiff.errors import WdiffError
-from wdiff.outputs import atomic_output
+from wdiff.outputs import save_tensors
 
 FORMAT_VERSION = "1"
 
@@ -95,9 +95,8 @@ class TensorCache:
         tensors = {name: tensor.contiguous().cpu() for name, tensor in tensors.items()}
         metadata = {**metadata, "checksum": tensors_digest(tensors)}
         try:  # the cache only saves time: a failed write costs the entry, not the run
-            with atomic_output(path) as temporary:
-                save_file(tensors, str(temporary), metadata=metadata)
-        except (OSError, SafetensorError) as error:
+            save_tensors(tensors, path, metadata)
+        except (OSError, SafetensorError, WdiffError) as error:
             self.unwritten.append(f"{path}: {error}")
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from wdiff.errors import WdiffError
-from wdiff.outputs import atomic_output
+from wdiff.outputs import save_tensors
 
 TENSOR_NAMES = ("forward", "backward", "valid_forward", "valid_backward")
 
@@ -46,8 +46,7 @@ class FlowField:
     def save(self, path: Path) -> None:
         """Write a safetensors file atomically (temporary beside ``path``, then rename)."""
         tensors = {name: tensor.contiguous().cpu() for name, tensor in self.tensors().items()}
-        with atomic_output(Path(path)) as temporary:
-            save_file(tensors, str(temporary), metadata=self.metadata)
+        save_tensors(tensors, Path(path), self.metadata)
 
     @classmethod
     def load(cls, path: Path) -> FlowField:
