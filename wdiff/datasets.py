@@ -97,22 +97,69 @@ def sample_images(split: str = "train") -> list[np.ndarray]:
     raise ValueError(f"split {split!r}: use train or held-out")
 
 
-def folder_images(folder: Path) -> list[np.ndarray]:
-    """Every image and every 4th frame of every video in ``folder`` (uint8 RGB)."""
-    from PIL import Image
+def training_images(data: str, crop: int = 0) -> list[np.ndarray]:
+    """The images ``wdiff finetune --data`` names, each at least ``crop`` pixels on its short
+    side: ``samples`` (those of :func:`sample_images` that are large enough) or a folder (see
+    :func:`folder_images`). Raises WdiffError when there is nothing to train on."""
+    if data != "samples":
+        return folder_images(Path(data), crop)
+    images = sample_images("train")
+    kept = [image for image in images if min(image.shape[:2]) >= crop]
+    if not kept:
+        largest = max(min(image.shape[:2]) for image in images)
+        raise WdiffError(
+            f"--crop {crop}: larger than every sample image; use --crop {largest // 8 * 8} or "
+            "less, or give --data a folder of larger images"
+        )
+    return kept
 
-    if not folder.is_dir():
+
+def folder_images(folder: Path, crop: int = 0) -> list[np.ndarray]:
+    """Every image and every 4th frame of every video in ``folder`` (uint8 RGB). Raises
+    WdiffError naming the folder or file when the folder is missing or holds nothing to train
+    on, when a file cannot be read, or when an image is smaller than ``crop`` pixels."""
+    if not folder.exists():
         raise WdiffError(f"{folder}: no such folder; give --data a folder of images or videos")
+    if not folder.is_dir():
+        raise WdiffError(
+            f"{folder}: is a file, not a folder; give --data a folder of images or videos"
+        )
     images = []
     for path in sorted(folder.iterdir()):
         suffix = path.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            images.append(np.asarray(Image.open(path).convert("RGB")))
-        elif suffix in VIDEO_SUFFIXES:
-            images += _video_frames(path, every=4)
+        if not path.is_file() or suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            continue
+        found = [_read_image(path)] if suffix in IMAGE_SUFFIXES else _video_frames(path, every=4)
+        for image in found:
+            _check_crop(path, image, crop)
+        images += found
     if not images:
-        raise WdiffError(f"{folder}: no images (.png, .jpg) or videos (.mp4, .mkv, ...) in it")
+        raise WdiffError(
+            f"{folder}: no images (.png, .jpg) or videos (.mp4, .mkv, ...) in it; put training "
+            "images in it or use --data samples"
+        )
     return images
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise WdiffError(
+            f"{path}: cannot be read as an image; replace it with a PNG or JPG or remove it"
+        ) from error
+
+
+def _check_crop(path: Path, image: np.ndarray, crop: int) -> None:
+    height, width = image.shape[:2]
+    if min(height, width) >= crop:
+        return
+    largest = min(height, width) // 8 * 8
+    fix = f"use --crop {largest} or less, or remove it" if largest >= 16 else "remove it"
+    raise WdiffError(f"{path}: {width}x{height} pixels, smaller than --crop {crop}; {fix}")
 
 
 def random_crops(

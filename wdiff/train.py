@@ -10,8 +10,13 @@ or white; the loss
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,17 +90,18 @@ def edm_loss(
 def finetune(settings: TrainSettings, report=None) -> dict:
     """Train and write ``out/model.safetensors`` (EMA weights), ``out/log.jsonl``,
     ``out/loss.png`` and checkpoints under ``out/checkpoint``. ``report(step, total, loss)`` is
-    called at every log interval."""
+    called at every log interval.
+
+    Everything that can be checked (the options, ``--out``, the run folder, the data) is
+    checked before ``out`` is created; a run that fails before its first checkpoint removes the
+    folders it created."""
     from accelerate import Accelerator
     from diffusers.training_utils import EMAModel
 
-    from wdiff.datasets import batches, folder_images, sample_images
+    from wdiff.datasets import batches, training_images
     from wdiff.models.builtin import ARCHITECTURES, TASK_DEFAULTS, BuiltinConfig, BuiltinNet
 
-    if settings.task not in ("sr", "inpaint"):
-        raise WdiffError(f"--task {settings.task}: use sr or inpaint")
-    if settings.noise not in ("gp", "white"):
-        raise WdiffError(f"--noise {settings.noise}: use gp or white")
+    check_settings(settings)
     if settings.arch not in ARCHITECTURES:
         if Path(settings.arch).is_dir():
             from wdiff.train_sdxl import finetune_sdxl
@@ -106,12 +112,10 @@ def finetune(settings: TrainSettings, report=None) -> dict:
             "SDXL folder"
         )
     out = Path(settings.out)
+    check_out_folder(out)
     checkpoint = check_run_folder(out, settings.resume, (out / "model.safetensors").exists())
-    out.mkdir(parents=True, exist_ok=True)
+    images = training_images(settings.data, settings.crop)
 
-    images = (
-        sample_images("train") if settings.data == "samples" else folder_images(Path(settings.data))
-    )
     torch.manual_seed(settings.seed)
     config = BuiltinConfig(
         task=settings.task,
@@ -128,44 +132,161 @@ def finetune(settings: TrainSettings, report=None) -> dict:
     start = resume_checkpoint(accelerator, checkpoint) if settings.resume else 0
     ema.to(accelerator.device)
 
-    log_path = out / "log.jsonl"
-    if accelerator.is_main_process:
-        trim_log(log_path, start)
-    began, losses, seen = time.time(), [], 0
-    rank_seed = settings.seed * 1000 + accelerator.process_index
-    for step, crops, gen in batches(images, settings.crop, settings.batch_size, rank_seed, start):
-        if step >= settings.steps:
-            break
-        cond = training_example(settings.task, crops, gen)
-        noise = training_noise(settings.noise, crops.shape, gen)
-        crops, cond = crops.to(accelerator.device), cond.to(accelerator.device)
-        loss = edm_loss(
-            net, crops, cond, noise, gen, config.sigma_data, config.p_mean, config.p_std
-        )
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(net.parameters(), 1.0)
-        lr = settings.lr * min(1.0, (step + 1) / 200)  # warm-up
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.step()
-        optimizer.zero_grad()
-        ema.step(accelerator.unwrap_model(net).parameters())
-        losses.append(float(loss.detach()))
-        seen += 1
-        if end_of_step(accelerator, settings, step + 1, losses, lr, began, report):
-            losses = []
-    accelerator.wait_for_everyone()
-    summary = {}
-    if accelerator.is_main_process:
-        model = accelerator.unwrap_model(net)
-        ema.copy_to(model.parameters())
-        summary = run_summary(accelerator, settings, began, seen, len(images))
-        model.save(
-            out / "model.safetensors",
-            {"settings": json.dumps(asdict(settings))} | {"summary": json.dumps(summary)},
-        )
-        plot_losses(log_path, out / "loss.png")
+    with run_folder(out):
+        log_path = out / "log.jsonl"
+        if accelerator.is_main_process:
+            trim_log(log_path, start)
+        began, losses, seen = time.time(), [], 0
+        rank_seed = settings.seed * 1000 + accelerator.process_index
+        crops_of = batches(images, settings.crop, settings.batch_size, rank_seed, start)
+        for step, crops, gen in crops_of:
+            if step >= settings.steps:
+                break
+            cond = training_example(settings.task, crops, gen)
+            noise = training_noise(settings.noise, crops.shape, gen)
+            crops, cond = crops.to(accelerator.device), cond.to(accelerator.device)
+            loss = edm_loss(
+                net, crops, cond, noise, gen, config.sigma_data, config.p_mean, config.p_std
+            )
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(net.parameters(), 1.0)
+            lr = settings.lr * min(1.0, (step + 1) / 200)  # warm-up
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.step()
+            optimizer.zero_grad()
+            ema.step(accelerator.unwrap_model(net).parameters())
+            losses.append(float(loss.detach()))
+            seen += 1
+            if end_of_step(accelerator, settings, step + 1, losses, lr, began, report):
+                losses = []
+        accelerator.wait_for_everyone()
+        summary = {}
+        if accelerator.is_main_process:
+            model = accelerator.unwrap_model(net)
+            ema.copy_to(model.parameters())
+            summary = run_summary(accelerator, settings, began, seen, len(images))
+            metadata = {"settings": json.dumps(asdict(settings))} | {"summary": json.dumps(summary)}
+            write_atomic(out / "model.safetensors", lambda path: model.save(path, metadata))
+            plot_losses(log_path, out / "loss.png")
     return summary
+
+
+def check_settings(settings: TrainSettings) -> None:
+    """Refuse settings no run can use (the CLI checks most of them already; this covers
+    callers of :func:`finetune` from Python)."""
+    if settings.task not in ("sr", "inpaint"):
+        raise WdiffError(f"--task {settings.task}: use sr or inpaint")
+    if settings.noise not in ("gp", "white"):
+        raise WdiffError(f"--noise {settings.noise}: use gp or white")
+    if not (math.isfinite(settings.lr) and settings.lr > 0):
+        raise WdiffError(f"--lr {settings.lr}: use a learning rate above 0 (such as 5e-4)")
+    for option, value in (
+        ("--steps", settings.steps),
+        ("--batch-size", settings.batch_size),
+        ("--checkpoint-every", settings.checkpoint_every),
+    ):
+        if value < 1:
+            raise WdiffError(f"{option} {value}: use 1 or more")
+    if settings.crop < 16 or settings.crop % 8:
+        raise WdiffError(f"--crop {settings.crop}: use a multiple of 8, 16 or more")
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` that is not a folder or that cannot be created or written."""
+    if os.path.lexists(out) and not out.is_dir():
+        kind = "is a file" if out.is_file() else "is not a folder"
+        raise WdiffError(f"{out}: {kind}; choose a folder for --out")
+    existing = out
+    while not os.path.lexists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WdiffError(f"{out}: {existing} is a file; choose a folder for --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "here" if existing == out else f"in {existing}"
+        raise WdiffError(f"{out}: cannot write {where} (read-only); choose another --out")
+
+
+@contextlib.contextmanager
+def run_folder(out: Path) -> Iterator[Path]:
+    """Create the run folder ``out`` (and its missing parents) for the body; when the body
+    fails before a checkpoint was saved, remove the folders this created."""
+    created = None
+    for folder in (out, *out.parents):
+        if os.path.lexists(folder):
+            break
+        created = folder
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    state = out / "checkpoint" / "state.json"
+    try:
+        yield out
+    except BaseException as error:
+        if not state.is_file():
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+        if isinstance(error, WdiffError):
+            step = json.loads(state.read_text())["step"]
+            raise WdiffError(
+                f"{error} (the checkpoint at step {step} is kept: add --resume to continue)"
+            ) from error
+        raise
+
+
+_WRITE_FAILURES = ("no space left", "os error", "i/o error", "file write failed", "quota")
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` (disk full, read-only, ...) into a WdiffError naming it.
+    torch.save and safetensors wrap the OSError in their own exceptions: those count when
+    their message says so or when a small probe write beside ``path`` fails too."""
+    try:
+        yield
+    except WdiffError:
+        raise
+    except OSError as error:
+        raise WdiffError(_cannot_write(path, error.strerror or str(error))) from error
+    except Exception as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        hinted = any(word in message.lower() for word in _WRITE_FAILURES)
+        reason = message if hinted else _probe_write(Path(path).parent)
+        if reason is None:
+            raise
+        raise WdiffError(_cannot_write(path, reason)) from error
+
+
+def _cannot_write(path: Path, reason: str) -> str:
+    return f"{path}: cannot write ({reason}); free space or choose another --out"
+
+
+def _probe_write(folder: Path) -> str | None:
+    """Why a 64 KiB file cannot be written in ``folder``, or None when it can."""
+    if not folder.is_dir():
+        return None
+    probe = folder / f".wdiff-probe-{os.getpid()}"
+    try:
+        with probe.open("wb") as handle:
+            handle.write(bytes(65536))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return None
+
+
+def write_atomic(target: Path, write: Callable[[Path], object]) -> None:
+    """``write(temporary)`` beside ``target``, then rename it onto ``target``: a failed write
+    leaves ``target`` as it was and raises WdiffError naming it."""
+    from wdiff.outputs import atomic_output
+
+    # the inner writing() sees the failure while the temporary still holds its disk space
+    with writing(target), atomic_output(target) as temporary, writing(target):
+        write(temporary)
 
 
 def end_of_step(accelerator, settings, done: int, losses, lr, began, report) -> bool:
@@ -176,7 +297,8 @@ def end_of_step(accelerator, settings, done: int, losses, lr, began, report) -> 
     if (done % settings.log_every == 0 or done == settings.steps) and (accelerator.is_main_process):
         row = {"step": done, "loss": sum(losses) / len(losses), "lr": lr}
         row["seconds"] = round(time.time() - began, 1)
-        with (Path(settings.out) / "log.jsonl").open("a") as handle:
+        log_path = Path(settings.out) / "log.jsonl"
+        with writing(log_path), log_path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         if report:
             report(done, settings.steps, row["loss"])
@@ -223,7 +345,8 @@ def trim_log(log_path: Path, start: int) -> None:
     rows = [line for line in log_path.read_text().splitlines() if line.strip()]
     kept = [line for line in rows if json.loads(line)["step"] <= start]
     if len(kept) != len(rows):
-        log_path.write_text("".join(line + "\n" for line in kept))
+        with writing(log_path):
+            log_path.write_text("".join(line + "\n" for line in kept))
 
 
 def resume_checkpoint(accelerator, folder: Path) -> int:
@@ -233,9 +356,36 @@ def resume_checkpoint(accelerator, folder: Path) -> int:
 
 
 def _checkpoint(accelerator, folder: Path, step: int, settings: TrainSettings) -> None:
-    accelerator.save_state(str(folder))
-    if accelerator.is_main_process:
-        (folder / "state.json").write_text(json.dumps({"step": step} | asdict(settings)))
+    """Save the training state in ``folder`` as a whole: written into a hidden sibling first and
+    swapped in once complete, so a failed save (a full disk) keeps the previous checkpoint."""
+    staging = folder.with_name(f".{folder.name}.partial")
+    old = folder.with_name(f".{folder.name}.old")
+    try:
+        with writing(folder):
+            if accelerator.is_main_process:
+                _remove(staging)
+            accelerator.wait_for_everyone()
+            accelerator.save_state(str(staging))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                (staging / "state.json").write_text(json.dumps({"step": step} | asdict(settings)))
+                _remove(old)
+                if folder.exists():
+                    os.replace(folder, old)
+                os.replace(staging, folder)
+                _remove(old)
+    except BaseException:
+        if accelerator.is_main_process:
+            _remove(staging)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def plot_losses(log_path: Path, png: Path) -> None:
@@ -257,5 +407,7 @@ def plot_losses(log_path: Path, png: Path) -> None:
     axes.set_yscale("log")
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
-    figure.savefig(png, dpi=100)
-    plt.close(figure)
+    try:
+        write_atomic(png, lambda path: figure.savefig(path, dpi=100))
+    finally:
+        plt.close(figure)
