@@ -88,6 +88,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_video(tmp_path, sr_model, ca
     _kill_resume_and_compare(tmp_path, common, frames, kill_after=3, capfd=capfd)
 
 
+@pytest.mark.slow  # about 12 s on 2 idle cores
 def test_batch_consistent_resumes_from_its_last_finished_window(tmp_path, sr_model, capfd):
     """Windows are independent: the state is kept at each window's end (8 frames), and a killed
     run resumes at the first frame of the window it was in."""
@@ -99,6 +100,7 @@ def test_batch_consistent_resumes_from_its_last_finished_window(tmp_path, sr_mod
     assert done % 8 == 0
 
 
+@pytest.mark.slow  # about 12 s on 2 idle cores
 def test_ctrl_c_says_what_is_kept_and_how_to_continue(tmp_path, sr_model):
     clip = make_clip(tmp_path / "low.mp4", frames=24, size=(48, 32), audio=False)
     out = tmp_path / "out.mp4"
@@ -156,6 +158,9 @@ def _kill_resume_and_compare(tmp_path, common, frames: int, kill_after: int, cap
     ours = np.stack(list(open_video(out).frames()))
     reference = np.stack(list(open_video(whole).frames()))
     assert ours.shape == reference.shape and np.array_equal(ours, reference)
+    # and the file itself: the kept frames are re-encoded with the rest, so the resumed video
+    # is byte for byte the uninterrupted one
+    assert out.read_bytes() == whole.read_bytes(), "resumed and uninterrupted bytes differ"
     assert not resume_folder(out).exists()
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     whole_report = json.loads((tmp_path / "whole.report.json").read_text())

@@ -462,6 +462,8 @@ class VideoWriter:
     def _open_container(self, width: int, height: int) -> None:
         container_format = CONTAINERS[self.path.suffix.lower()]
         options = {"movflags": "use_metadata_tags"} if container_format in ("mp4", "mov") else {}
+        if container_format == "matroska":  # else random SegmentUID/TrackUID every run
+            options["fflags"] = "+bitexact"
         self._container = av.open(
             str(self._temporary), "w", format=container_format, options=options
         )
