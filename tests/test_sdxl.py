@@ -102,3 +102,16 @@ def test_eval_measures_warping_errors_in_the_latent_space(tiny_sdxl, tmp_path):
     assert summary["latent_warp_prev"]["mean"] >= 0 and summary["latent_warp_first"]["mean"] >= 0
     assert "latent_warping_error" not in document["skipped"]
     assert main(["eval", str(video), "--model", "builtin", "-q"]) == 2
+
+
+def test_a_latent_model_in_tiles_runs_every_frame(tiny_sdxl, tmp_path):
+    # the third frame once died here: the pipeline reused the name of the tile grid for a Motion
+    clip = make_clip(tmp_path / "low.mp4", frames=4, size=(48, 32))
+    out = tmp_path / "tiled.mp4"
+    args = ["upscale", str(clip), "--scale", "2", "--model", str(tiny_sdxl), "--steps", "1"]
+    args += ["--dtype", "fp32", "--tile", "64", "--tile-overlap", "16", "--quiet", "--no-cache"]
+    assert main([*args, "-o", str(out)]) == 0
+    assert open_video(out).info.frame_count == 4
+    report = json.loads((tmp_path / "tiled.report.json").read_text())
+    assert [row["tile"] for row in report["frames"]] == [64] * 4
+    assert all(row["latent_warping_error_previous"] is not None for row in report["frames"][1:])

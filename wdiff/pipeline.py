@@ -320,9 +320,11 @@ def restore(
                 flow, valid = motions.chained(motion)
                 row["warping_error_first"] = float(warping_error(unit, first, flow, valid)[0])
                 if in_latents:
-                    grid = motion.to_grid(denoiser.scale)
+                    latent_motion = motion.to_grid(denoiser.scale)
                     row["latent_warping_error_previous"] = float(
-                        warping_error(latent, latents[0], grid.forward, grid.valid_forward)[0]
+                        warping_error(
+                            latent, latents[0], latent_motion.forward, latent_motion.valid_forward
+                        )[0]
                     )
                     coarse, coarse_valid = resize_to_grid(flow, valid, denoiser.scale)
                     row["latent_warping_error_first"] = float(
