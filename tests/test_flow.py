@@ -1,5 +1,6 @@
 """Flow accuracy on moved photographs, validity masks, ops, cache, RAFT loading, CLI output."""
 
+import json
 import time
 
 import numpy as np
@@ -186,6 +187,24 @@ def test_raft_rejects_a_file_of_the_wrong_model(tmp_path):
     torch.save({"weight": torch.zeros(3)}, bogus)
     with pytest.raises(WdiffError, match="bogus.pth"):
         flows.make_estimator("raft", raft_model="small", raft_weights=bogus)
+
+
+def test_upscale_takes_raft_small_and_a_large_file_is_named_as_such(tmp_path, sr_model, capfd):
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    weights = tmp_path / "raft_small.pth"
+    torch.save(raft_small(weights=None).state_dict(), weights)
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    args = ["--device", "cpu", "upscale", str(clip), "--scale", "2", "--steps", "1", "--quiet"]
+    args += ["--model", str(sr_model), "--flow", "raft", "--raft-weights", str(weights)]
+    args += ["--no-cache"]
+    # the default --raft-model large: the small file is named for what it is
+    assert main([*args, "-o", str(tmp_path / "a.mp4")]) == 2
+    assert "add --raft-model small" in capfd.readouterr().err
+    assert main([*args, "--raft-model", "small", "-o", str(tmp_path / "b.mp4")]) == 0
+    report = json.loads((tmp_path / "b.report.json").read_text())
+    assert report["settings"]["raft_model"] == "small"
 
 
 def test_raft_without_weights_says_which_file_and_where(tmp_path, monkeypatch, capfd):

@@ -131,6 +131,9 @@ NoCacheOption = Annotated[
     bool, typer.Option("--no-cache", help="Neither read nor write the flow cache.")
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+RaftModelOption = Annotated[
+    str, typer.Option("--raft-model", help="--flow raft: large or small (torchvision's).")
+]
 RaftWeightsOption = Annotated[
     Path | None,
     typer.Option("--raft-weights", help="Local RAFT weights (.pth); else torch's hub cache."),
@@ -275,7 +278,7 @@ def flow(
     dis_preset: Annotated[
         str, typer.Option("--dis-preset", help="DIS quality: fast, medium or fine.")
     ] = "fine",
-    raft_model: Annotated[str, typer.Option("--raft-model", help="large or small.")] = "large",
+    raft_model: RaftModelOption = "large",
     raft_weights: RaftWeightsOption = None,
     mask: Annotated[
         str | None,
@@ -377,6 +380,7 @@ def warp_noise(
         ),
     ] = False,
     flow_method: Annotated[str, typer.Option("--flow", help="dis, farneback or raft.")] = "dis",
+    raft_model: RaftModelOption = "large",
     raft_weights: RaftWeightsOption = None,
     stats: Annotated[
         Path | None, typer.Option("--stats", help="Per-frame statistics as JSON here.")
@@ -420,7 +424,9 @@ def warp_noise(
     reader = open_video(source, fps=fps)
     flows.check_enough_frames(reader.info)
     torch_device = options.torch_device()
-    estimator = flows.make_estimator(flow_method, raft_weights=raft_weights, device=torch_device)
+    estimator = flows.make_estimator(
+        flow_method, raft_model=raft_model, raft_weights=raft_weights, device=torch_device
+    )
     cache = flows.TensorCache(None if no_cache else cache_dir or flows.default_cache_dir())
     frames = reader.info.frame_count
     h, w = noises.grid_shape(reader.info.width, reader.info.height, grid)
@@ -739,7 +745,10 @@ def _restore(ctx: typer.Context, task: str) -> None:
     run_state = _run_state(output, settings, inputs, params["resume"], overwrite, options.quiet)
     device = options.torch_device()
     estimator = flows.make_estimator(
-        settings.flow, raft_weights=params["raft_weights"], device=device
+        settings.flow,
+        raft_model=settings.raft_model,
+        raft_weights=params["raft_weights"],
+        device=device,
     )
     cache_dir = None if params["no_cache"] else params["cache_dir"] or flows.default_cache_dir()
     cache = flows.TensorCache(cache_dir)
@@ -821,6 +830,7 @@ def upscale(
     preset: PresetOption = None,
     print_config: PrintConfigOption = False,
     resume: ResumeOption = False,
+    raft_model: RaftModelOption = "large",
     raft_weights: RaftWeightsOption = None,
     fps: FpsOption = None,
     cache_dir: CacheDirOption = None,
@@ -864,6 +874,7 @@ def inpaint(
     preset: PresetOption = None,
     print_config: PrintConfigOption = False,
     resume: ResumeOption = False,
+    raft_model: RaftModelOption = "large",
     raft_weights: RaftWeightsOption = None,
     fps: FpsOption = None,
     cache_dir: CacheDirOption = None,
@@ -975,6 +986,7 @@ def evaluate(
     fps: FpsOption = None,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    raft_model: RaftModelOption = "large",
     raft_weights: RaftWeightsOption = None,
     overwrite: OverwriteOption = False,
     device: DeviceOption = None,
@@ -1010,7 +1022,9 @@ def evaluate(
             reference_reader, info.frame_count, (info.width, info.height), str(info.path)
         )
     torch_device = options.torch_device()
-    estimator = flows.make_estimator(flow_method, raft_weights=raft_weights, device=torch_device)
+    estimator = flows.make_estimator(
+        flow_method, raft_model=raft_model, raft_weights=raft_weights, device=torch_device
+    )
     if flows_file is not None:
         field, flow_source = flows.FlowField.load(flows_file), f"file {flows_file}"
     else:

@@ -41,6 +41,7 @@ class RestoreSettings:
     eta: float = 0.15
     prompt: str | None = None
     flow: str = "dis"
+    raft_model: str = "large"  # --flow raft: torchvision's raft_large or raft_small
     seed: int = 0
     crf: int = 18
     dtype: str = "bf16"  # SDXL UNet and text encoders (the VAE runs in fp32)
@@ -73,6 +74,8 @@ class RestoreSettings:
             raise WdiffError(f"--guidance-mode {self.guidance_mode}: use full or cheap")
         if not 0 <= self.guidance_fraction <= 1:
             raise WdiffError(f"--guidance-fraction {self.guidance_fraction}: use 0 to 1")
+        if self.raft_model not in ("large", "small"):
+            raise WdiffError(f"--raft-model {self.raft_model}: use large or small")
         if self.solver not in ("euler", "heun"):
             raise WdiffError(f"--solver {self.solver}: use euler or heun")
         if self.window < 1 or self.cg_steps < 0 or not 0 <= self.eta <= 1:

@@ -92,6 +92,18 @@ def find_raft_weights(size: str, weights: Path | None) -> Path:
     )
 
 
+def _loads_as(size: str, path: Path) -> bool:
+    """Whether ``path`` holds torchvision RAFT-``size`` weights (for a better error message)."""
+    from torchvision.models.optical_flow import raft_large, raft_small
+
+    model = (raft_large if size == "large" else raft_small)(weights=None, progress=False)
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception:  # noqa: BLE001 - any failure means "no"
+        return False
+    return True
+
+
 class RaftFlow:
     """torchvision RAFT (Teed & Deng 2020) from a local weights file."""
 
@@ -112,9 +124,12 @@ class RaftFlow:
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as error:
+            other = "small" if size == "large" else "large"
+            hint = "give torchvision's raft weights"
+            if _loads_as(other, path):
+                hint = f"it holds RAFT-{other} weights: add --raft-model {other}"
             raise WdiffError(
-                f"{path}: not a RAFT-{size} weights file ({type(error).__name__}); "
-                "give torchvision's raft weights"
+                f"{path}: not a RAFT-{size} weights file ({type(error).__name__}); {hint}"
             ) from error
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
