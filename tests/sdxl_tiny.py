@@ -20,10 +20,13 @@ def _tokenizer_files(folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n")
 
 
-def make_tiny_sdxl(folder: Path) -> Path:
+def make_tiny_sdxl(folder: Path, in_channels: int = 4, name: str = "sdxl") -> Path:
+    """``in_channels`` 4: a base SDXL; 9: the layout of the public SDXL inpainting checkpoints
+    (saved by ``StableDiffusionXLInpaintPipeline``); 8: a wdiff SR fine-tune."""
     from diffusers import (
         AutoencoderKL,
         EulerDiscreteScheduler,
+        StableDiffusionXLInpaintPipeline,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
@@ -39,7 +42,7 @@ def make_tiny_sdxl(folder: Path) -> Path:
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=32,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -86,7 +89,8 @@ def make_tiny_sdxl(folder: Path) -> Path:
     tokenizer = CLIPTokenizer(
         str(words / "vocab.json"), str(words / "merges.txt"), model_max_length=77
     )
-    pipeline = StableDiffusionXLPipeline(
+    kind = StableDiffusionXLInpaintPipeline if in_channels == 9 else StableDiffusionXLPipeline
+    pipeline = kind(
         vae=vae,
         text_encoder=CLIPTextModel(text),
         text_encoder_2=CLIPTextModelWithProjection(text),
@@ -95,6 +99,6 @@ def make_tiny_sdxl(folder: Path) -> Path:
         unet=unet,
         scheduler=scheduler,
     )
-    target = folder / "sdxl"
+    target = folder / name
     pipeline.save_pretrained(target)
     return target

@@ -57,7 +57,16 @@ def load_denoiser(settings: RestoreSettings, device: torch.device):
         options = SDXLOptions(
             settings.dtype, settings.vae_tiling, settings.vae_slicing, settings.cpu_offload
         )
-        return SDXLDenoiser(path, settings.task, device, options)
+        denoiser = SDXLDenoiser(path, settings.task, device, options)
+        if denoiser.widened:  # zero weights for the observation: it would be ignored
+            kind = "upscaling" if settings.task == "sr" else "inpainting"
+            raise WdiffError(
+                f"--model {name}: this SDXL is not fine-tuned for {kind} (its UNet takes no "
+                f"observation); run `wdiff finetune --task {settings.task} --arch {name}` and "
+                "give its --out folder"
+                + (", or an SDXL inpainting checkpoint" if settings.task == "inpaint" else "")
+            )
+        return denoiser
     raise WdiffError(
         f"--model {name}: not a model; use builtin, a `wdiff finetune` run folder or model "
         "file, or a diffusers SDXL folder"

@@ -4,8 +4,9 @@ The UNet runs in fp16 or bf16, the VAE in fp32. Prompts go through both text enc
 penultimate hidden states side by side, the second encoder's pooled projection as
 ``text_embeds``). The model works in the VAE's latent space; the observation is given by
 channel concatenation: SR adds the latents of the bicubic-upsampled low-res frame (4 channels),
-inpainting the latents of the frame with its hole blanked and the hole mask on the latent grid
-(5 channels). ``conv_in`` is widened for them with zero weights (so the widened model starts as
+inpainting, in the order of diffusers' ``StableDiffusionXLInpaintPipeline`` and of every public
+9-channel checkpoint, the hole mask on the latent grid (nearest resize, 1 = hole) and then the
+latents of the frame with its hole set to 0 in [-1, 1] (5 channels). ``conv_in`` is widened for them with zero weights (so the widened model starts as
 the original), and a checkpoint already widened for the task is taken as it is.
 
 Sigma-parametrisation: ``x = z0 + sigma n`` in latents; the UNet sees ``x / sqrt(sigma^2 + 1)``
@@ -208,8 +209,8 @@ class SDXLDenoiser:
             image = frame
             hole = mask.to(self.device).float()
             latents = self.encode(task.degrade(frame, mask.to(self.device)))
-            small = F.interpolate(hole, size=latents.shape[-2:], mode="area")
-            cond = torch.cat([latents, (small > 0).float()], dim=1)
+            small = F.interpolate(hole, size=latents.shape[-2:], mode="nearest")
+            cond = torch.cat([small, latents], dim=1)
         else:
             raise WdiffError(f"SDXL models know the tasks sr and inpaint, not {task!r}")
         text, pooled = self.prompt_embeddings(prompt)
