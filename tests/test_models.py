@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
+from processes import start_wdiff
 
 from wdiff.cli import main
 from wdiff.datasets import TRAIN_PHOTOS, _photos, random_crops, random_masks
@@ -117,9 +117,7 @@ def test_ctrl_c_in_finetune_points_to_the_kept_checkpoint(tmp_path):
     out = tmp_path / "run"
     args = ["finetune", "--out", str(out), "--arch", "builtin-tiny", "--steps", "500"]
     args += ["--batch-size", "2", "--crop", "32", "--checkpoint-every", "40", "--quiet"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wdiff", *args], stderr=subprocess.PIPE, text=True
-    )
+    process = start_wdiff(args, stderr=subprocess.PIPE, text=True)
     state, log = out / "checkpoint" / "state.json", out / "log.jsonl"
     deadline = time.time() + 240
     while not log.is_file() and process.poll() is None and time.time() < deadline:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from media import make_clip
+from processes import start_wdiff
 
 from wdiff.cli import main
 from wdiff.config import RestoreSettings, load_preset, merge_settings, preset_names
@@ -105,10 +106,8 @@ def test_ctrl_c_says_what_is_kept_and_how_to_continue(tmp_path, sr_model):
     clip = make_clip(tmp_path / "low.mp4", frames=24, size=(48, 32), audio=False)
     out = tmp_path / "out.mp4"
     args = ["upscale", str(clip), "--scale", "2", "--steps", "6", "--model", str(sr_model)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wdiff", *args, "--no-cache", "--quiet", "-o", str(out)],
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_wdiff(
+        [*args, "--no-cache", "--quiet", "-o", str(out)], stderr=subprocess.PIPE, text=True
     )
     deadline = time.time() + 240
     while _frames_done(out) < 2 and process.poll() is None and time.time() < deadline:
@@ -129,10 +128,8 @@ def _kill_resume_and_compare(tmp_path, common, frames: int, kill_after: int, cap
     assert main([*common, "-o", str(whole)]) == 0
 
     out = tmp_path / "out.mp4"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wdiff", *common, "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = start_wdiff(
+        [*common, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 240
     while _frames_done(out) < kill_after and process.poll() is None and time.time() < deadline:
