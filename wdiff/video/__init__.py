@@ -1,0 +1,64 @@
+"""Streaming video input/output over PyAV, frame folders, and inpainting masks.
+
+Frames on disk and in this module are uint8 RGB arrays ``(H, W, 3)`` (a chunk: ``(N, H, W, 3)``);
+:func:`frames_to_tensor` and :func:`tensor_to_frames` convert to and from the pipeline's float
+``(N, 3, H, W)`` tensors in ``[-1, 1]``. Nothing here holds a whole video in memory: readers
+decode on demand, writers encode frame by frame and copy the input's audio alongside.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from wdiff.errors import WdiffError
+from wdiff.video.container import FileVideoReader
+from wdiff.video.images import FrameFolderReader, list_images, read_rgb_image, write_png
+from wdiff.video.info import (
+    CONTAINERS,
+    DEFAULT_FOLDER_FPS,
+    IMAGE_SUFFIXES,
+    SAMPLE_CLIPS,
+    VideoInfo,
+    VideoReader,
+    resolve_input,
+)
+from wdiff.video.masks import MaskReader
+from wdiff.video.tensors import frames_to_tensor, tensor_to_frames
+from wdiff.video.writer import VideoWriter, check_video_output
+
+
+def open_video(spec: str | Path, fps: Fraction | float | None = None) -> VideoReader:
+    """Open a video file (mp4, mkv, mov, ...) or a folder of PNG/JPG frames for streaming.
+
+    ``fps`` applies to frame folders (default 24); a video file keeps its own rate.
+    Raises WdiffError naming the file and the fix when it cannot be read.
+    """
+    path = resolve_input(spec)
+    if not path.exists():
+        raise WdiffError(f"{path}: no such file or folder; check the path")
+    if path.is_dir():
+        return FrameFolderReader(path, Fraction(fps) if fps else DEFAULT_FOLDER_FPS)
+    return FileVideoReader(path)
+
+
+__all__ = [
+    "CONTAINERS",
+    "DEFAULT_FOLDER_FPS",
+    "IMAGE_SUFFIXES",
+    "SAMPLE_CLIPS",
+    "FileVideoReader",
+    "FrameFolderReader",
+    "MaskReader",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "check_video_output",
+    "frames_to_tensor",
+    "list_images",
+    "open_video",
+    "read_rgb_image",
+    "resolve_input",
+    "tensor_to_frames",
+    "write_png",
+]

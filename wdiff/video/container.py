@@ -1,0 +1,153 @@
+"""Reading video files (mp4, mkv, mov, ...) with PyAV: probing, decoding, rotation, and the
+frame-size tag of files wdiff wrote padded to even."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from wdiff.errors import WdiffError
+from wdiff.video.info import VideoInfo, VideoReader
+
+# Set on files we write with odd frame sizes: they are encoded padded to even and cropped back.
+_SIZE_TAG = "wdiff_frame_size"
+
+
+class FileVideoReader(VideoReader):
+    """A video file decoded with PyAV: exact frame rate, rotation honoured, audio detected."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.info, self._crop = _probe_file(self.path)
+
+    def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+        end = self.info.frame_count if count is None else min(self.info.frame_count, start + count)
+        index = 0
+        with _open_container(self.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            try:
+                for frame in container.decode(stream):
+                    if index >= end:
+                        return
+                    if index >= start:
+                        yield self._to_array(frame)
+                    index += 1
+            except av.error.FFmpegError as error:
+                raise WdiffError(
+                    f"{self.path}: damaged at frame {index} ({_reason(error)}); "
+                    "re-encode or repair the file"
+                ) from error
+        if index < end:
+            raise WdiffError(
+                f"{self.path}: truncated: the header promises {self.info.frame_count} frames "
+                f"but only {index} decode; re-encode or repair the file"
+            )
+
+    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        array = frame.to_ndarray(format="rgb24", threads=1)  # see VideoWriter._write_one
+        if self._crop is not None:
+            array = array[: self._crop[1], : self._crop[0]]
+        if self.info.rotation:
+            array = np.ascontiguousarray(np.rot90(array, k=self.info.rotation // 90))
+        return array
+
+
+def _reason(error: Exception) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text.strip().rstrip(".")
+
+
+@contextlib.contextmanager
+def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.EOFError as error:
+        raise WdiffError(
+            f"{path}: ends before any video frame (no frames, or truncated); "
+            "give a video with frames in it"
+        ) from error
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        raise WdiffError(
+            f"{path}: not a readable video ({_reason(error)}); "
+            "give an MP4, MKV or MOV file or a folder of PNG/JPG frames"
+        ) from error
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _probe_file(path: Path) -> tuple[VideoInfo, tuple[int, int] | None]:
+    """The video's info, and the true (width, height) when wdiff stored it padded to even."""
+    if path.stat().st_size == 0:
+        raise WdiffError(f"{path}: the file is empty; give a video file with frames in it")
+    with _open_container(path) as container:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+            raise WdiffError(
+                f"{path}: has no video stream (it holds {kinds}); give a file with video in it"
+            )
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate:
+            raise WdiffError(f"{path}: the video stream has no frame rate; re-encode the file")
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as error:
+            raise WdiffError(
+                f"{path}: the first frame does not decode ({_reason(error)}); "
+                "re-encode or repair the file"
+            ) from error
+        if first is None:
+            raise WdiffError(f"{path}: has no video frames; give a video with frames in it")
+        rotation = int(round(first.rotation or 0)) % 360
+        if rotation % 90:
+            raise WdiffError(
+                f"{path}: rotation of {rotation} degrees is not supported; "
+                "re-encode the file without rotation metadata"
+            )
+        width, height = first.width, first.height
+        crop = _size_tag(container)
+        if crop is not None:
+            width, height = crop
+        if rotation in (90, 270):
+            width, height = height, width
+        frame_count = stream.frames or 0
+        start_time = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        has_audio = bool(container.streams.audio)
+    if frame_count <= 0:
+        frame_count = _count_packets(path)
+    info = VideoInfo(
+        path=path,
+        width=width,
+        height=height,
+        fps=Fraction(rate),
+        frame_count=frame_count,
+        rotation=rotation,
+        has_audio=has_audio,
+        video_start=start_time,
+    )
+    return info, crop
+
+
+def _size_tag(container: av.container.InputContainer) -> tuple[int, int] | None:
+    for key, value in container.metadata.items():
+        if key.lower() == _SIZE_TAG:
+            match = re.fullmatch(r"(\d+)x(\d+)", value.strip())
+            if match:
+                return int(match[1]), int(match[2])
+    return None
+
+
+def _count_packets(path: Path) -> int:
+    """Frame count for containers that do not store it (Matroska): count video packets."""
+    with _open_container(path) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
