@@ -52,36 +52,48 @@ class RestoreSettings:
     tile_overlap: int = 32  # output pixels shared by neighbouring tiles
 
     def validate(self) -> None:
-        from wdiff.noise import METHODS as NOISES
-
+        """Raise WdiffError naming the first setting that is out of range; normalises ``tile``."""
         if self.task not in ("sr", "inpaint"):
             raise WdiffError(f"task {self.task}: use sr or inpaint")
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise WdiffError(f"{field.name} {value}: give a finite number")
+        self._check_choices()
+        self._check_ranges()
+        self._check_tiles()
+
+    def _check_choices(self) -> None:
+        from wdiff.noise import METHODS as NOISES
+
         if self.task == "sr" and self.scale not in (2, 4, 8):
             raise WdiffError(f"--scale {self.scale}: use 2, 4 or 8")
         if self.noise not in NOISES:
             raise WdiffError(f"--noise {self.noise}: use one of {', '.join(NOISES)}")
         if self.method not in METHODS:
             raise WdiffError(f"--method {self.method}: use one of {', '.join(METHODS)}")
-        if self.steps < 1:
-            raise WdiffError(f"--steps {self.steps}: use at least 1")
-        if self.guidance < 0 or self.first_guidance < 0:
-            raise WdiffError("--guidance and --first-guidance must be >= 0")
         if self.guidance_mode not in ("full", "cheap"):
             raise WdiffError(f"--guidance-mode {self.guidance_mode}: use full or cheap")
-        if not 0 <= self.guidance_fraction <= 1:
-            raise WdiffError(f"--guidance-fraction {self.guidance_fraction}: use 0 to 1")
         if self.raft_model not in ("large", "small"):
             raise WdiffError(f"--raft-model {self.raft_model}: use large or small")
         if self.solver not in ("euler", "heun"):
             raise WdiffError(f"--solver {self.solver}: use euler or heun")
-        if self.window < 1 or self.cg_steps < 0 or not 0 <= self.eta <= 1:
-            raise WdiffError("window >= 1, cg_steps >= 0 and 0 <= eta <= 1, please")
         if self.dtype not in ("bf16", "fp16", "fp32"):
             raise WdiffError(f"--dtype {self.dtype}: use bf16, fp16 or fp32")
+
+    def _check_ranges(self) -> None:
+        if self.steps < 1:
+            raise WdiffError(f"--steps {self.steps}: use at least 1")
+        if self.guidance < 0 or self.first_guidance < 0:
+            raise WdiffError("--guidance and --first-guidance must be >= 0")
+        if not 0 <= self.guidance_fraction <= 1:
+            raise WdiffError(f"--guidance-fraction {self.guidance_fraction}: use 0 to 1")
+        if self.window < 1 or self.cg_steps < 0 or not 0 <= self.eta <= 1:
+            raise WdiffError("window >= 1, cg_steps >= 0 and 0 <= eta <= 1, please")
+        if not 0 <= self.crf <= 51:
+            raise WdiffError(f"crf {self.crf}: use 0 (lossless) to 51")
+
+    def _check_tiles(self) -> None:
         self.tile = parse_tile(self.tile)  # "512" (from a YAML string, say) -> 512
         fixed = self.tile != "auto"
         if self.tile and (self.tile_overlap < 2 or (fixed and self.tile < 2 * self.tile_overlap)):
@@ -89,8 +101,6 @@ class RestoreSettings:
                 f"--tile {self.tile} --tile-overlap {self.tile_overlap}: the overlap must be at "
                 "least 2 and at most half the tile"
             )
-        if not 0 <= self.crf <= 51:
-            raise WdiffError(f"crf {self.crf}: use 0 (lossless) to 51")
 
     def to_dict(self) -> dict:
         return asdict(self)
