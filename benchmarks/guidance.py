@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 
 from wdiff.diffusion import GuidanceSettings, sample_video
+from wdiff.flow import Motion
 from wdiff.flow.ops import consistency_mask, upscale_flow
 from wdiff.metrics import warping_error
-from wdiff.noise import Motion, make_warper
+from wdiff.noise import make_warper
 
 MODES = {
     "none": GuidanceSettings(strength=0.0),

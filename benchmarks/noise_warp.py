@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+from wdiff.flow import Motion
 from wdiff.flow.ops import consistency_mask
-from wdiff.noise import METHODS, Motion, make_warper
+from wdiff.noise import METHODS, make_warper
 
 VARIANTS = (*METHODS, "gp-extend")  # gp-extend: entering cells continue the field
 

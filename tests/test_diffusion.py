@@ -20,8 +20,9 @@ from wdiff.diffusion import (
     sample_frame,
     sample_video,
 )
+from wdiff.flow import Motion
 from wdiff.metrics import warping_error
-from wdiff.noise import Motion, kernel, make_warper
+from wdiff.noise import kernel, make_warper
 from wdiff.tasks import Inpainting, SuperResolution
 
 SIZE = 48

@@ -6,8 +6,9 @@ import pytest
 import torch
 from scipy import stats
 
+from wdiff.flow import Motion
 from wdiff.flow.ops import consistency_mask
-from wdiff.noise import GPWarper, Motion, kernel, make_warper
+from wdiff.noise import GPWarper, kernel, make_warper
 
 SIZE = 128
 

@@ -31,8 +31,9 @@ import torch
 from wdiff import metrics
 from wdiff.errors import WdiffError
 from wdiff.flow.field import FlowField
-from wdiff.flow.ops import chain, chain_valid, resize_flow, resize_to_grid
+from wdiff.flow.ops import resize_flow
 from wdiff.outputs import atomic_output
+from wdiff.temporal import TemporalErrors
 from wdiff.video import VideoReader, frames_to_tensor
 
 PER_FRAME = (
@@ -136,82 +137,29 @@ def score_video(
     with a reference) maps uint8 ``(n, H, W, 3)`` pairs to flows ``(n, 2, H, W)``."""
     info = reader.info
     device = torch.device(device)
-    size = (info.width, info.height)
-    if reference is not None:
-        check_matching(reference, info.frame_count, size, str(info.path))
-    if field.pairs + 1 != info.frame_count:
-        raise WdiffError(
-            f"{info.path}: has {info.frame_count} frames but the flows cover "
-            f"{field.pairs + 1}; give flows of the same clip (--flows or --flow-from)"
-        )
+    weighted = weighted or WeightedMetrics()
+    _check_inputs(reader, field, reference, weighted.latent_model)
     scores = VideoScores(info.path.stem, str(info.path), info.frame_count)
     truths = reference.frames() if reference is not None else iter(())
-    previous = first = chained = previous_raw = previous_truth = None
+    encoder = weighted.latent_model
+    temporal = TemporalErrors(encoder.scale if encoder is not None else 1)
     features: tuple[list, list] = ([], [])
-    encoder = weighted.latent_model if weighted is not None else None
-    latents: list[torch.Tensor | None] = [None, None]  # previous, first
-    if encoder is not None and (info.width % encoder.scale or info.height % encoder.scale):
-        raise WdiffError(
-            f"{info.path}: {info.width}x{info.height} is not a multiple of the model's "
-            f"{encoder.scale}-pixel latent cells; latent errors need whole cells"
-        )
+    previous_raw = previous_truth = None
     for index, raw in enumerate(reader.frames()):
         unit = _unit(raw, device)
         row: dict[str, float | int | None] = {"frame": index} | dict.fromkeys(PER_FRAME)
-        truth_raw = next(truths, None) if reference is not None else None
-        if index > 0:
-            forward, valid = resize_flow(
-                field.forward[index - 1 : index].float().to(device),
-                field.valid_forward[index - 1 : index].to(device),
-                size,
-            )
-            row["warp_prev"] = float(metrics.warping_error(unit, previous, forward, valid)[0])
-            if chained is None:
-                chained = (forward, valid)
-            else:
-                chained = (chain(chained[0], forward), chain_valid(*chained, valid))
-            row["warp_first"] = float(metrics.warping_error(unit, first, *chained)[0])
-            if encoder is not None:
-                latent = encoder.encode(unit * 2 - 1).float()
-                scale = encoder.scale
-                step, step_valid = resize_to_grid(forward, valid, scale)
-                row["latent_warp_prev"] = float(
-                    metrics.warping_error(latent, latents[0], step, step_valid)[0]
-                )
-                whole, whole_valid = resize_to_grid(*chained, scale)
-                row["latent_warp_first"] = float(
-                    metrics.warping_error(latent, latents[1], whole, whole_valid)[0]
-                )
-                latents[0] = latent
-            row["flicker"] = float(
-                metrics.flicker(unit, previous, metrics.static_mask(forward, valid))[0]
-            )
-            if truth_raw is not None and estimator is not None:
-                flow_out = estimator(previous_raw[None], raw[None]).to(device)
-                flow_ref = estimator(previous_truth[None], truth_raw[None]).to(device)
-                row["tof"] = float(metrics.tof(flow_out, flow_ref)[0])
-        else:
-            first = unit
-            if encoder is not None:
-                latents[0] = latents[1] = encoder.encode(unit * 2 - 1).float()
-        if weighted is not None and weighted.clip is not None:
+        truth_raw = next(truths, None)
+        row |= _motion_scores(temporal, unit, field, index, encoder)
+        if index > 0 and truth_raw is not None and estimator is not None:
+            flow_out = estimator(previous_raw[None], raw[None]).to(device)
+            flow_ref = estimator(previous_truth[None], truth_raw[None]).to(device)
+            row["tof"] = float(metrics.tof(flow_out, flow_ref)[0])
+        if weighted.clip is not None:
             row["clip_score"] = float(weighted.clip(unit.cpu())[0])
         if truth_raw is not None:
-            truth = _unit(truth_raw, device)
-            if weighted is not None and weighted.lpips is not None:
-                row["lpips"] = float(weighted.lpips(unit, truth)[0])
-            if weighted is not None and weighted.inception is not None:
-                features[0].append(weighted.inception(unit))
-                features[1].append(weighted.inception(truth))
-            error = float(metrics.mse(unit, truth)[0])
-            row["mse"] = error
-            row["psnr"] = min(PSNR_CAP, -10 * math.log10(error)) if error > 0 else PSNR_CAP
-            row["ssim"] = float(metrics.ssim(unit, truth)[0])
-        row = {
-            key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in row.items()
-        }
-        scores.rows.append(row)
-        previous, previous_raw, previous_truth = unit, raw, truth_raw
+            row |= _reference_scores(unit, _unit(truth_raw, device), weighted, features)
+        scores.rows.append({key: (None if _nan(v) else v) for key, v in row.items()})
+        previous_raw, previous_truth = raw, truth_raw
         if advance:
             advance(1)
     if features[0]:
@@ -221,6 +169,73 @@ def score_video(
     if len(scores.rows) != info.frame_count:
         raise WdiffError(f"{info.path}: decoded {len(scores.rows)} of {info.frame_count} frames")
     return scores
+
+
+def _check_inputs(reader: VideoReader, field: FlowField, reference, encoder) -> None:
+    """Refuse a reference, flows or a latent model that do not fit the video."""
+    info = reader.info
+    if reference is not None:
+        check_matching(reference, info.frame_count, (info.width, info.height), str(info.path))
+    if field.pairs + 1 != info.frame_count:
+        raise WdiffError(
+            f"{info.path}: has {info.frame_count} frames but the flows cover "
+            f"{field.pairs + 1}; give flows of the same clip (--flows or --flow-from)"
+        )
+    if encoder is not None and (info.width % encoder.scale or info.height % encoder.scale):
+        raise WdiffError(
+            f"{info.path}: {info.width}x{info.height} is not a multiple of the model's "
+            f"{encoder.scale}-pixel latent cells; latent errors need whole cells"
+        )
+
+
+def _motion_scores(
+    temporal: TemporalErrors, unit: torch.Tensor, field: FlowField, index: int, encoder
+) -> dict[str, float | None]:
+    """Warping errors (``temporal``) and flicker of frame ``index`` ([0, 1] RGB ``(1, 3, H, W)``),
+    on ``field``'s flow from the previous frame rescaled to the frame's size."""
+    previous = temporal.previous
+    latent = encoder.encode(unit * 2 - 1).float() if encoder is not None else None
+    if index == 0:
+        temporal.add(unit, latent=latent)
+        return {}
+    pair = slice(index - 1, index)
+    forward, valid = resize_flow(
+        field.forward[pair].float().to(unit.device),
+        field.valid_forward[pair].to(unit.device),
+        (unit.shape[-1], unit.shape[-2]),
+    )
+    errors = temporal.add(unit, forward, valid, latent)
+    scores = {
+        "warp_prev": errors.previous,
+        "warp_first": errors.first,
+        "flicker": float(metrics.flicker(unit, previous, metrics.static_mask(forward, valid))[0]),
+    }
+    if latent is not None:
+        scores |= {"latent_warp_prev": errors.latent_previous}
+        scores |= {"latent_warp_first": errors.latent_first}
+    return scores
+
+
+def _reference_scores(
+    unit: torch.Tensor, truth: torch.Tensor, weighted: WeightedMetrics, features: tuple[list, list]
+) -> dict[str, float]:
+    """MSE, PSNR, SSIM and (with their weights) LPIPS of a frame against the reference's; the
+    Inception features of both go into ``features`` for FID."""
+    scores = {}
+    if weighted.lpips is not None:
+        scores["lpips"] = float(weighted.lpips(unit, truth)[0])
+    if weighted.inception is not None:
+        features[0].append(weighted.inception(unit))
+        features[1].append(weighted.inception(truth))
+    error = float(metrics.mse(unit, truth)[0])
+    scores["mse"] = error
+    scores["psnr"] = min(PSNR_CAP, -10 * math.log10(error)) if error > 0 else PSNR_CAP
+    scores["ssim"] = float(metrics.ssim(unit, truth)[0])
+    return scores
+
+
+def _nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def skipped_metrics(

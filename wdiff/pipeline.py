@@ -29,8 +29,8 @@ from wdiff.diffusion.tiling import (
     tiled,
 )
 from wdiff.errors import WdiffError
+from wdiff.flow.motion import Motion
 from wdiff.flow.ops import chain, chain_valid, resize_to_grid, upscale_flow
-from wdiff.noise import Motion
 
 
 def load_denoiser(settings: RestoreSettings, device: torch.device):

@@ -16,9 +16,9 @@ import torch
 
 from wdiff.diffusion.guidance import Anchor, GuidanceSettings, SelfGuide
 from wdiff.diffusion.sampler import FrameResult, sample_frame
-from wdiff.flow.ops import chain, chain_valid
+from wdiff.flow.motion import ChainedFlow, Motion
 from wdiff.models.base import Denoiser
-from wdiff.noise.base import Motion, NoiseState, Warper
+from wdiff.noise.base import NoiseState, Warper
 
 
 class VideoSampler:
@@ -48,8 +48,7 @@ class VideoSampler:
         self.noise: NoiseState | None = None
         self.previous: list[torch.Tensor] | None = None
         self.first: list[torch.Tensor] | None = None
-        self.flow_from_first: torch.Tensor | None = None
-        self.valid_from_first: torch.Tensor | None = None
+        self.from_first = ChainedFlow()  # on the working grid, kept with first_strength > 0
 
     def step(
         self, cond: Any, motion: Motion | None, on_step: Callable[[int], None] | None = None
@@ -70,24 +69,9 @@ class VideoSampler:
                     Anchor(self.previous, motion.forward, motion.valid_forward, guidance.strength)
                 )
             if self.keep_first:
-                if self.index == 1:
-                    self.flow_from_first, self.valid_from_first = (
-                        motion.forward,
-                        motion.valid_forward,
-                    )
-                else:
-                    self.valid_from_first = chain_valid(
-                        self.flow_from_first, self.valid_from_first, motion.valid_forward
-                    )
-                    self.flow_from_first = chain(self.flow_from_first, motion.forward)
-                    anchors.append(
-                        Anchor(
-                            self.first,
-                            self.flow_from_first,
-                            self.valid_from_first,
-                            guidance.first_strength,
-                        )
-                    )
+                flow, valid = self.from_first.add(motion.forward, motion.valid_forward)
+                if self.index > 1:  # frame 1's previous frame is frame 0
+                    anchors.append(Anchor(self.first, flow, valid, guidance.first_strength))
             guide = SelfGuide(guidance, anchors, steps, self.denoiser.sigma_data)
         result = sample_frame(
             self.denoiser,
@@ -118,9 +102,9 @@ class VideoSampler:
         for name in ("previous", "first"):
             for step, prediction in enumerate(getattr(self, name) or []):
                 tensors[f"{name}.{step}"] = prediction
-        for name in ("flow_from_first", "valid_from_first"):
-            if getattr(self, name) is not None:
-                tensors[name] = getattr(self, name)
+        if self.from_first.flow is not None:
+            tensors["flow_from_first"] = self.from_first.flow
+            tensors["valid_from_first"] = self.from_first.valid
         return {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -137,8 +121,8 @@ class VideoSampler:
                 if key.startswith(f"{name}.")
             )
             setattr(self, name, [value for _, value in steps] or None)
-        for name in ("flow_from_first", "valid_from_first"):
-            setattr(self, name, tensors[name].to(device) if name in tensors else None)
+        chained = [tensors.get(name) for name in ("flow_from_first", "valid_from_first")]
+        self.from_first = ChainedFlow(*(t.to(device) if t is not None else None for t in chained))
 
 
 def sample_video(

@@ -3,6 +3,7 @@
 from wdiff.flow.cache import TensorCache, default_cache_dir
 from wdiff.flow.estimators import METHODS, make_estimator
 from wdiff.flow.field import FlowField
+from wdiff.flow.motion import ChainedFlow, Motion
 from wdiff.flow.ops import (
     chain,
     chain_valid,
@@ -17,7 +18,9 @@ from wdiff.flow.viz import write_flow_video
 
 __all__ = [
     "METHODS",
+    "ChainedFlow",
     "FlowField",
+    "Motion",
     "TensorCache",
     "chain",
     "chain_valid",

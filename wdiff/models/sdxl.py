@@ -6,8 +6,9 @@ penultimate hidden states side by side, the second encoder's pooled projection a
 channel concatenation: SR adds the latents of the bicubic-upsampled low-res frame (4 channels),
 inpainting, in the order of diffusers' ``StableDiffusionXLInpaintPipeline`` and of every public
 9-channel checkpoint, the hole mask on the latent grid (nearest resize, 1 = hole) and then the
-latents of the frame with its hole set to 0 in [-1, 1] (5 channels). ``conv_in`` is widened for them with zero weights (so the widened model starts as
-the original), and a checkpoint already widened for the task is taken as it is.
+latents of the frame with its hole set to 0 in [-1, 1] (5 channels). ``conv_in`` is widened
+for them with zero weights (so the widened model starts as the original), and a checkpoint
+already widened for the task is taken as it is.
 
 Sigma-parametrisation: ``x = z0 + sigma n`` in latents; the UNet sees ``x / sqrt(sigma^2 + 1)``
 and the timestep interpolated at ``sigma`` on its training schedule; eps and v predictions are

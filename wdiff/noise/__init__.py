@@ -3,7 +3,6 @@
 from wdiff.noise.base import (
     BilinearWarper,
     FixedWarper,
-    Motion,
     NearestWarper,
     NoiseState,
     ResampleWarper,
@@ -50,7 +49,6 @@ __all__ = [
     "FixedWarper",
     "GPWarper",
     "IntegralWarper",
-    "Motion",
     "NearestWarper",
     "NoiseState",
     "RandomFourierFeatures",

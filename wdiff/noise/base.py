@@ -15,46 +15,8 @@ from typing import Any
 
 import torch
 
+from wdiff.flow.motion import Motion
 from wdiff.flow.ops import sample_grid, warp_bilinear
-
-
-@dataclass
-class Motion:
-    """How frame j relates to frame j-1, on the noise grid (flows in grid cells, ``(dx, dy)``).
-
-    backward ``(B, 2, h, w)`` maps frame j to j-1 and valid_backward ``(B, 1, h, w)`` says where
-    that holds (over frame j's cells); forward and valid_forward are the same from j-1 to j.
-    """
-
-    backward: torch.Tensor
-    valid_backward: torch.Tensor
-    forward: torch.Tensor
-    valid_forward: torch.Tensor
-
-    @classmethod
-    def from_field(cls, field, index: int, grid: int = 1, device=None) -> Motion:
-        """Frame ``index - 1`` -> ``index`` of a FlowField, on a grid ``grid`` times coarser."""
-        pair = slice(index - 1, index)
-        motion = cls(
-            field.backward[pair],
-            field.valid_backward[pair],
-            field.forward[pair],
-            field.valid_forward[pair],
-        ).to_grid(grid)
-        return cls(*(t.to(device) for t in motion.tensors()))
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return self.backward, self.valid_backward, self.forward, self.valid_forward
-
-    def to_grid(self, grid: int) -> Motion:
-        """The same motion on a grid ``grid`` times coarser (``flow.ops.resize_to_grid``)."""
-        from wdiff.flow.ops import resize_to_grid
-
-        if grid == 1:
-            return self
-        backward, valid_backward = resize_to_grid(self.backward, self.valid_backward, grid)
-        forward, valid_forward = resize_to_grid(self.forward, self.valid_forward, grid)
-        return Motion(backward, valid_backward, forward, valid_forward)
 
 
 @dataclass

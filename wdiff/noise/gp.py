@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wdiff.noise.base import BilinearWarper, Motion, NoiseState, Warper, generator
+from wdiff.flow.motion import Motion
+from wdiff.noise.base import BilinearWarper, NoiseState, Warper, generator
 
 FRESH_STRIDE = float(1 << 20)  # cells between generations of fresh positions (independent noise)
 BATCH_STRIDE = float(1 << 30)  # cells between the videos of a batch

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from wdiff.noise.base import Motion, NoiseState, Warper, generator
+from wdiff.flow.motion import Motion
+from wdiff.noise.base import NoiseState, Warper, generator
 
 
 class IntegralWarper(Warper):

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import torch
 
 from wdiff.flow.field import FlowField
+from wdiff.flow.motion import Motion
 from wdiff.flow.ops import warp_bilinear
-from wdiff.noise.base import Motion, Warper
+from wdiff.noise.base import Warper
 
 
 def grid_shape(width: int, height: int, grid: int) -> tuple[int, int]:
