@@ -52,6 +52,20 @@ def random_frames(size: tuple[int, int], count: int = 12) -> np.ndarray:
     return frames
 
 
+def smooth_moving_frames(size: tuple[int, int], count: int = 8) -> np.ndarray:
+    """Smooth waves drifting and brightening: content x264 predicts with motion and weights
+    (on noise and flat frames its AVX-512 over-read did not show)."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for i in range(count):
+        red = 128 + 60 * np.sin((x + 3 * i) / 7) * np.cos(y / 9)
+        green = 128 + 50 * np.cos((x - 2 * i) / 5 + y / 11)
+        blue = 100 + 40 * np.sin((y + i) / 6)
+        frames.append(np.stack([red, green, blue], -1) * (1 + 0.03 * i))
+    return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
 def encode(path: Path, frames: np.ndarray) -> Path:
     with VideoWriter(path, Fraction(24)) as writer:
         writer.write(frames[:5])  # a chunk, then single frames
@@ -93,6 +107,48 @@ def test_the_writer_gives_the_same_bytes_for_the_same_frames(tmp_path, size, suf
     assert_same_bytes(paths)
     back = open_video(paths[0])
     assert back.info.size == size and back.info.frame_count == len(frames)
+
+
+ENCODE_IN_CHILD = """
+import sys
+from pathlib import Path
+import numpy as np
+from fractions import Fraction
+from wdiff.video import VideoWriter
+frames = np.load(sys.argv[1])
+with VideoWriter(Path(sys.argv[2]), Fraction(24)) as writer:
+    writer.write(frames)
+"""
+
+
+@pytest.mark.parametrize("size", [(96, 64), (97, 61)])
+def test_the_writer_does_not_depend_on_what_the_heap_held(tmp_path, size):
+    """x264's AVX-512 code read memory it never wrote (its output followed glibc's
+    MALLOC_PERTURB_ fill, and whatever torch had left in the heap): children whose heaps are
+    filled with different bytes must write the same file."""
+    import os
+    import subprocess
+    import sys
+
+    frames = tmp_path / "frames.npy"
+    np.save(frames, smooth_moving_frames(size))
+    paths = []
+    for fill in (0, 1, 85, 170, 255):
+        path = tmp_path / f"heap{fill}.mp4"
+        env = os.environ | {"MALLOC_PERTURB_": str(fill)}
+        subprocess.run(
+            [sys.executable, "-c", ENCODE_IN_CHILD, str(frames), str(path)], env=env, check=True
+        )
+        paths.append(path)
+    assert_same_bytes(paths)
+
+
+def test_x264_is_kept_below_avx512():
+    from wdiff.video.x264 import asm_below_avx512
+
+    assert asm_below_avx512({"sse", "sse2", "avx2"}) is None  # no AVX-512: x264 detects
+    asm = asm_below_avx512({"mmxext", "sse", "sse2", "pni", "ssse3", "avx", "avx2", "avx512f"})
+    assert asm == "MMX2,SSE,SSE2,SSE3,SSSE3,AVX,AVX2"
 
 
 def strip_timings(report: dict) -> dict:

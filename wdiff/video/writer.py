@@ -15,6 +15,7 @@ from wdiff.outputs import atomic_output
 from wdiff.video.container import _SIZE_TAG
 from wdiff.video.images import write_png
 from wdiff.video.info import CONTAINERS, IMAGE_SUFFIXES, VideoInfo
+from wdiff.video.x264 import x264_cpu_options
 
 # Audio codecs each container can carry as they are; anything else is re-encoded to AAC.
 _AUDIO_COPYABLE = {
@@ -160,7 +161,7 @@ class VideoWriter:
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / self.fps
-        stream.options = {"crf": str(self.crf), "preset": "medium"}
+        stream.options = {"crf": str(self.crf), "preset": "medium"} | x264_cpu_options()
         self._stream = stream
         if self._audio_from is not None:
             self._audio = _AudioCopier(
