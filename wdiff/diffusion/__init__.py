@@ -1,6 +1,7 @@
 """Sampling: sigma schedules, the PF-ODE step, equivariance self-guidance, Algorithm 1, and the
 batch-consistent baseline. Plain functions over a ``Denoiser``."""
 
+from wdiff.diffusion.algorithm1 import warped_diffusion
 from wdiff.diffusion.batch_consistent import (
     BatchConsistentSettings,
     Window,
@@ -29,4 +30,5 @@ __all__ = [
     "sample_window",
     "training_sigmas",
     "warp_residual_energy",
+    "warped_diffusion",
 ]
