@@ -18,7 +18,7 @@ from wdiff.models import builtin
 from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinDenoiser, BuiltinNet
 from wdiff.noise.gp import gp_noise, kernel
 from wdiff.tasks import Inpainting, SuperResolution
-from wdiff.train import edm_loss, training_example
+from wdiff.training import edm_loss, training_example
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,119 @@
+"""Training the built-in pixel models (``--arch builtin-*``) with the EDM loss.
+
+Per step: crops ``y`` in [-1, 1]; the observation from the task (SR: area-downsampled by a scale
+drawn from 2, 4, 8, then bicubic-upsampled; inpainting: a random free-form/box mask); a noise
+level ``ln sigma ~ N(p_mean, p_std^2)`` (the model config's; -1.2 and 1.2 by default); noise GP
+or white; the loss
+``(sigma^2 + sd^2) / (sigma sd)^2 * |D(y + sigma n, sigma, cond) - y|^2`` (Karras et al. 2022).
+AdamW with a 200-step warm-up; the EMA of the weights is what is saved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from wdiff.training.examples import training_example, training_noise
+from wdiff.training.folder import (
+    check_out_folder,
+    check_run_folder,
+    plot_losses,
+    resume_checkpoint,
+    run_folder,
+)
+from wdiff.training.loop import Report, run_summary, train_steps
+from wdiff.training.settings import TrainSettings
+from wdiff.training.writes import write_atomic
+
+WARM_UP = 200  # steps
+
+
+def edm_loss(
+    net: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    clean: torch.Tensor,
+    cond: torch.Tensor,
+    noise: torch.Tensor,
+    gen: torch.Generator,
+    sigma_data: float = 0.5,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+) -> torch.Tensor:
+    """The EDM loss of ``net(x, sigma, cond)`` on ``clean`` (B, C, H, W) with ``noise`` of the
+    same shape; one sigma per item, drawn from ``gen`` (on the CPU)."""
+    sd = sigma_data
+    log_sigma = p_mean + p_std * torch.randn(clean.shape[0], generator=gen)
+    sigma = log_sigma.exp().to(clean.device)
+    scale = sigma.view(-1, 1, 1, 1)
+    denoised = net(clean + scale * noise.to(clean.device), sigma, cond)
+    weight = (scale**2 + sd**2) / (scale * sd) ** 2
+    return (weight * (denoised - clean) ** 2).mean()
+
+
+def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> dict:
+    """Train ``settings.arch`` (a name in ``models.builtin.ARCHITECTURES``; settings already
+    checked) and write ``out/model.safetensors`` (EMA weights, the settings and the summary in
+    its metadata), ``out/log.jsonl``, ``out/loss.png`` and ``out/checkpoint``."""
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+
+    from wdiff.datasets import training_images
+    from wdiff.models.builtin import ARCHITECTURES, TASK_DEFAULTS, BuiltinConfig, BuiltinNet
+
+    out = Path(settings.out)
+    check_out_folder(out)
+    checkpoint = check_run_folder(out, settings.resume, (out / "model.safetensors").exists())
+    images = training_images(settings.data, settings.crop)
+
+    torch.manual_seed(settings.seed)
+    config = BuiltinConfig(
+        task=settings.task,
+        noise=settings.noise,
+        **TASK_DEFAULTS[settings.task],
+        **ARCHITECTURES[settings.arch],
+    )
+    net = BuiltinNet(config)
+    ema = EMAModel(net.parameters(), decay=settings.ema_decay)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=0.0)
+    accelerator = Accelerator(cpu=settings.cpu)
+    net, optimizer = accelerator.prepare(net, optimizer)
+    accelerator.register_for_checkpointing(ema)
+    start = resume_checkpoint(accelerator, checkpoint) if settings.resume else 0
+    ema.to(accelerator.device)
+
+    def loss_of(crops: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        cond = training_example(settings.task, crops, gen)
+        noise = training_noise(settings.noise, crops.shape, gen)
+        crops, cond = crops.to(accelerator.device), cond.to(accelerator.device)
+        return edm_loss(
+            net, crops, cond, noise, gen, config.sigma_data, config.p_mean, config.p_std
+        )
+
+    def after_step() -> None:
+        ema.step(accelerator.unwrap_model(net).parameters())
+
+    with run_folder(out):
+        began, seen = train_steps(
+            accelerator,
+            settings,
+            images,
+            start,
+            net,
+            optimizer,
+            loss_of,
+            report,
+            warm_up=WARM_UP,
+            after_step=after_step,
+        )
+        summary = {}
+        if accelerator.is_main_process:
+            model = accelerator.unwrap_model(net)
+            ema.copy_to(model.parameters())
+            summary = run_summary(accelerator, settings, began, seen, len(images))
+            metadata = {"settings": json.dumps(asdict(settings))} | {"summary": json.dumps(summary)}
+            write_atomic(out / "model.safetensors", lambda path: model.save(path, metadata))
+            plot_losses(out)
+    return summary

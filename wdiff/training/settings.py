@@ -1,0 +1,47 @@
+"""``TrainSettings``: every option of ``wdiff finetune``, and the checks no run can pass without."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from wdiff.errors import WdiffError
+
+
+@dataclass
+class TrainSettings:
+    task: str = "sr"
+    noise: str = "gp"
+    data: str = "samples"
+    out: str = "runs/sr-gp"
+    arch: str = "builtin-small"
+    steps: int = 4000
+    batch_size: int = 16
+    crop: int = 64
+    lr: float = 5e-4
+    ema_decay: float = 0.999
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    resume: bool = False
+    cpu: bool = False
+
+
+def check_settings(settings: TrainSettings) -> None:
+    """Refuse settings no run can use (the CLI checks most of them already; this covers
+    callers of :func:`wdiff.training.finetune` from Python)."""
+    if settings.task not in ("sr", "inpaint"):
+        raise WdiffError(f"--task {settings.task}: use sr or inpaint")
+    if settings.noise not in ("gp", "white"):
+        raise WdiffError(f"--noise {settings.noise}: use gp or white")
+    if not (math.isfinite(settings.lr) and settings.lr > 0):
+        raise WdiffError(f"--lr {settings.lr}: use a learning rate above 0 (such as 5e-4)")
+    for option, value in (
+        ("--steps", settings.steps),
+        ("--batch-size", settings.batch_size),
+        ("--checkpoint-every", settings.checkpoint_every),
+    ):
+        if value < 1:
+            raise WdiffError(f"{option} {value}: use 1 or more")
+    if settings.crop < 16 or settings.crop % 8:
+        raise WdiffError(f"--crop {settings.crop}: use a multiple of 8, 16 or more")
