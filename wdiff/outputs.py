@@ -45,6 +45,26 @@ def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = Fa
     return output
 
 
+def default_output(source: Path, suffix: str) -> Path:
+    """``clip.mp4`` -> ``clip<suffix>`` beside it; for a bundled clip, in the current folder."""
+    from wdiff.video import SAMPLE_CLIPS
+
+    folder = (
+        Path.cwd()
+        if source.parent.name == "data" and source.name in SAMPLE_CLIPS.values()
+        else source.parent
+    )
+    return (
+        folder / f"{source.stem if source.suffix and not source.is_dir() else source.name}{suffix}"
+    )
+
+
+def check_suffix(path: Path, suffix: str, option: str) -> None:
+    """Refuse an output named by ``option`` that does not end in ``suffix`` (e.g. .json)."""
+    if path.suffix.lower() != suffix:
+        raise WdiffError(f"{path}: {option} writes a {suffix} file; give a name ending {suffix}")
+
+
 def _wants_folder(output: Path) -> bool:
     return output.suffix == ""
 

@@ -13,13 +13,20 @@ from wdiff.flow.ops import (
     resize_to_grid,
     warp_bilinear,
 )
-from wdiff.flow.video_flow import check_enough_frames, complete_field, estimate_video_flows
+from wdiff.flow.video_flow import (
+    FlowOptions,
+    check_enough_frames,
+    complete_field,
+    estimate_video_flows,
+    video_flows,
+)
 from wdiff.flow.viz import write_flow_video
 
 __all__ = [
     "METHODS",
     "ChainedFlow",
     "FlowField",
+    "FlowOptions",
     "Motion",
     "TensorCache",
     "chain",
@@ -33,6 +40,7 @@ __all__ = [
     "inside_frame",
     "make_estimator",
     "resize_to_grid",
+    "video_flows",
     "warp_bilinear",
     "write_flow_video",
 ]

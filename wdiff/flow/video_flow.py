@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from wdiff.errors import WdiffError
-from wdiff.flow.cache import TensorCache, content_digest
+from wdiff.feedback import SILENT, Feedback
+from wdiff.flow.cache import TensorCache, content_digest, default_cache_dir
+from wdiff.flow.estimators import make_estimator
 from wdiff.flow.field import FlowField
 from wdiff.flow.ops import complete_in_mask, consistency_mask
 from wdiff.video import VideoInfo, VideoReader
@@ -110,3 +114,50 @@ def complete_field(field: FlowField, masks: list[np.ndarray] | torch.Tensor) -> 
         valid_backward=consistency_mask(backward, forward),
         metadata={**field.metadata, "completed_in_mask": "true"},
     )
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """How a video's flows are got: the estimator (``method`` dis, farneback or raft; the DIS
+    preset; torchvision's RAFT ``large`` or ``small`` from local ``raft_weights``, else torch's
+    hub cache) and the cache (``cache_dir``, None = ``default_cache_dir()``; ``use_cache`` False:
+    neither read nor written)."""
+
+    method: str = "dis"
+    dis_preset: str = "fine"
+    raft_model: str = "large"
+    raft_weights: Path | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
+
+    def estimator(self, device: torch.device | str = "cpu", option: str = "--flow"):
+        """The estimator; ``option`` names the method's option in the error for a bad one."""
+        return make_estimator(
+            self.method,
+            dis_preset=self.dis_preset,
+            raft_model=self.raft_model,
+            raft_weights=self.raft_weights,
+            device=device,
+            option=option,
+        )
+
+    def cache(self) -> TensorCache:
+        return TensorCache((self.cache_dir or default_cache_dir()) if self.use_cache else None)
+
+
+def video_flows(
+    reader: VideoReader,
+    estimator,
+    cache: TensorCache,
+    label: str,
+    feedback: Feedback = SILENT,
+) -> tuple[FlowField, bool]:
+    """``estimate_video_flows`` with a progress bar ``flow (label)``, and a warning when the
+    cache could not keep the flows. Returns the field and whether it came from the cache."""
+    with feedback.bar(f"flow ({label})", reader.info.frame_count - 1) as advance:
+        result = estimate_video_flows(reader, estimator, cache=cache, advance=advance)
+    if cache.unwritten:
+        feedback.warn(
+            f"the flows were not cached ({cache.unwritten[0]}); the next run computes them again"
+        )
+    return result

@@ -1,0 +1,22 @@
+"""The ``wdiff`` command line: ``app`` (Typer) and ``main`` (the script's entry point).
+
+Exit codes: 0 success, 1 internal error, 2 user error (bad input or options, or a subcommand
+that is not built yet), 130 interrupted. User errors print one line on stderr; ``--debug`` adds
+the traceback.
+
+One module per command: it parses its options, calls one library function and prints. ``app``
+declares the app and the global options, ``options`` the option declarations commands share,
+``printing`` what goes to stderr, ``entry`` the exit codes. Commands import the library inside
+their bodies, so ``wdiff --help`` does not import torch.
+"""
+
+from importlib import import_module
+
+from wdiff.cli.app import app
+from wdiff.cli.entry import main
+
+COMMANDS = ("info", "flow", "warp_noise", "restore", "degrade", "evaluate", "finetune")
+for _module in COMMANDS:  # importing a command's module registers it; --help lists this order
+    import_module(f"wdiff.cli.{_module}")
+
+__all__ = ["app", "main"]

@@ -1,0 +1,208 @@
+"""The Typer app, its global options, and ``command``: how every subcommand is declared.
+
+The global options (``--device``, ``--seed``, ``--debug``, ``--quiet``) are accepted before the
+subcommand (``global_options``) or after it: ``command`` adds them to the subcommand and passes
+the merged ``GlobalOptions`` (device checked) to its parameter typed ``GlobalOptions``. A
+parameter typed with an option group (a dataclass whose fields are ``Annotated`` Typer options,
+e.g. ``options.RestoreOptions``) stands for those options, in field order, and receives them as
+one object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from wdiff import __version__
+
+if TYPE_CHECKING:
+    import torch
+
+app = typer.Typer(
+    name="wdiff",
+    help=(
+        "Temporally consistent video restoration with image diffusion models "
+        "(Warped Diffusion, Daras et al. 2024).\n\n"
+        "Examples:\n\n"
+        "  wdiff upscale in.mp4 --scale 8 --guidance 1.0\n\n"
+        '  wdiff inpaint in.mp4 --mask mask.mp4 --prompt "a robot sitting on a bench"\n\n'
+        "  wdiff info builtin:bunny"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+GLOBAL = "Global options"
+
+
+@dataclass
+class GlobalOptions:
+    """Options every subcommand honours; given before or after the subcommand's name."""
+
+    device: str = "auto"
+    seed: int = 0
+    debug: bool = False
+    quiet: bool = False
+
+    def merged(
+        self,
+        device: str | None = None,
+        seed: int | None = None,
+        debug: bool = False,
+        quiet: bool = False,
+    ) -> GlobalOptions:
+        """These options overridden by a subcommand's copies (None and False: not given)."""
+        return GlobalOptions(
+            device=device if device is not None else self.device,
+            seed=seed if seed is not None else self.seed,
+            debug=self.debug or debug,
+            quiet=self.quiet or quiet,
+        )
+
+    def torch_device(self) -> torch.device:
+        from wdiff.devices import resolve_device
+
+        return resolve_device(self.device)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wdiff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda, cuda:N, or auto (CUDA when present).")
+    ] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = GlobalOptions(device=device, seed=seed, debug=debug, quiet=quiet)
+    if device != "auto":
+        ctx.obj.torch_device()
+
+
+def _keyword(
+    name: str, annotation: Any, default: Any = inspect.Parameter.empty
+) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+# The subcommands' copies of the global options; None and False take the value given before.
+SUBCOMMAND_GLOBALS = {
+    "device": _keyword(
+        "device",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--device",
+                help="cpu, cuda, cuda:N, or auto (CUDA when torch sees one).",
+                rich_help_panel=GLOBAL,
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    "seed": _keyword(
+        "seed",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--seed",
+                help="Random seed: same seed, input and device, same output.",
+                rich_help_panel=GLOBAL,
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    "debug": _keyword(
+        "debug",
+        Annotated[
+            bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=GLOBAL)
+        ],
+        False,
+    ),
+    "quiet": _keyword(
+        "quiet",
+        Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress display.", rich_help_panel=GLOBAL)
+        ],
+        False,
+    ),
+}
+
+
+def command(
+    name: str | None = None, *, help: str, takes: tuple[str, ...] = tuple(SUBCOMMAND_GLOBALS)
+) -> Callable[[Callable], Callable]:
+    """Register a subcommand of ``app``. Its own parameters come first, option groups expanded;
+    then the global options named in ``takes`` (``degrade`` takes only --debug and --quiet).
+    The body gets its ``typer.Context`` and ``GlobalOptions`` parameters if it declares them."""
+
+    def register(body: Callable) -> Callable:
+        hints = typing.get_type_hints(body, include_extras=True)
+        parameters: list[inspect.Parameter] = []
+        groups: dict[str, type] = {}
+        passed: dict[Any, str] = {}  # typer.Context / GlobalOptions -> the body's parameter name
+        for parameter in inspect.signature(body).parameters.values():
+            kind = hints[parameter.name]
+            if kind in (typer.Context, GlobalOptions):
+                passed[kind] = parameter.name
+            elif dataclasses.is_dataclass(kind):
+                groups[parameter.name] = kind
+                parameters += _group_parameters(kind)
+            else:
+                parameters.append(_keyword(parameter.name, kind, parameter.default))
+        parameters = [_keyword("ctx", typer.Context), *parameters]
+        parameters += [SUBCOMMAND_GLOBALS[option] for option in takes]
+
+        def run(ctx: typer.Context, **values: Any) -> Any:
+            given = {option: values.pop(option) for option in takes}
+            options = (ctx.obj or GlobalOptions()).merged(**given)
+            options.torch_device()  # a bad --device fails before any work
+            for parameter, group in groups.items():
+                values[parameter] = group(
+                    **{field.name: values.pop(field.name) for field in dataclasses.fields(group)}
+                )
+            special = {typer.Context: ctx, GlobalOptions: options}
+            values |= {name: special[kind] for kind, name in passed.items()}
+            return body(**values)
+
+        functools.update_wrapper(run, body, updated=())
+        del run.__wrapped__  # Typer reads the signature below, not the body's
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        app.command(name, help=help)(run)
+        return body
+
+    return register
+
+
+def _group_parameters(group: type) -> list[inspect.Parameter]:
+    """An option group's fields as keyword parameters (their Annotated types and defaults)."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    return [
+        _keyword(field.name, hints[field.name], field.default)
+        for field in dataclasses.fields(group)
+    ]

@@ -1,0 +1,35 @@
+"""``wdiff degrade``: a low-resolution copy of a video, as a test input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.options import FpsOption, InputArgument, OverwriteOption
+from wdiff.cli.printing import note
+
+
+@command(
+    help=(
+        "Make a low-resolution copy (area average; sizes cropped to multiples of the scale), "
+        "fps and audio kept: a test input whose ground truth you have.\n\n"
+        "Example:\n\n  wdiff degrade clip.mp4 --scale 8 -o low.mp4"
+    ),
+    takes=("debug", "quiet"),
+)
+def degrade(
+    options: GlobalOptions,
+    input: InputArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video.")],
+    scale: Annotated[int, typer.Option("--scale", help="Downscale factor.", min=1)] = 8,
+    fps: FpsOption = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    from wdiff.degrade import degrade_video
+
+    width, height = degrade_video(input, output, scale, fps=fps, overwrite=overwrite)
+    if not options.quiet:
+        note(f"wrote {output} ({width}x{height})")

@@ -1,0 +1,134 @@
+"""``wdiff eval``: temporal consistency and fidelity of videos (``wdiff.scoring``), and the
+summary table it prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.options import (
+    CacheDirOption,
+    FlowMethodOption,
+    FpsOption,
+    NoCacheOption,
+    OverwriteOption,
+    RaftModelOption,
+    RaftWeightsOption,
+)
+from wdiff.cli.printing import feedback, note
+
+
+@command(
+    "eval",
+    help=(
+        "Measure temporal consistency (warping error to the previous and the first frame, "
+        "flicker, tOF) and, given a reference, fidelity (PSNR, SSIM, MSE) of videos.\n\n"
+        "All outputs are scored on one set of flows: --flows, else flows estimated on "
+        "--flow-from (e.g. the low-res input, rescaled), else on --reference, else on the first "
+        "output. Prints a summary; -o, --csv and --plot write files.\n\n"
+        "Examples:\n\n"
+        "  wdiff eval out.mp4 --reference gt.mp4 --flow-from in.mp4 -o eval.json\n\n"
+        "  wdiff eval guided.mp4 unguided.mp4 --flow-from low.mp4 --plot eval.png --csv eval.csv"
+    ),
+)
+def evaluate(
+    options: GlobalOptions,
+    videos: Annotated[list[str], typer.Argument(help="Videos (files or frame folders) to score.")],
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Ground-truth video for PSNR/SSIM/MSE/tOF.")
+    ] = None,
+    flow_from: Annotated[
+        str | None, typer.Option("--flow-from", help="Estimate the flows on this video.")
+    ] = None,
+    flows_file: Annotated[
+        Path | None, typer.Option("--flows", help="Flows file from `wdiff flow`.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON report.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-frame table.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of errors over frames.")] = None,
+    lpips_weights: Annotated[
+        Path | None,
+        typer.Option("--lpips-weights", help="torchvision AlexNet weights (.pth) for LPIPS."),
+    ] = None,
+    fid_weights: Annotated[
+        Path | None,
+        typer.Option("--fid-weights", help="torchvision Inception-v3 weights (.pth) for FID."),
+    ] = None,
+    clip_model: Annotated[
+        Path | None,
+        typer.Option("--clip-model", help="Local CLIP model folder for the CLIP score."),
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="Text the CLIP score compares frames with.")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="SDXL folder: also measure warping errors in its latents."),
+    ] = None,
+    flow_method: FlowMethodOption = "dis",
+    fps: FpsOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    raft_model: RaftModelOption = "large",
+    raft_weights: RaftWeightsOption = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    from wdiff.flow import FlowOptions
+    from wdiff.scoring import MetricWeights, score_videos
+
+    flow = FlowOptions(
+        flow_method,
+        raft_model=raft_model,
+        raft_weights=raft_weights,
+        cache_dir=cache_dir,
+        use_cache=not no_cache,
+    )
+    result = score_videos(
+        videos,
+        reference=reference,
+        flow_from=flow_from,
+        flows_file=flows_file,
+        output=output,
+        csv_path=csv_path,
+        plot=plot,
+        weights=MetricWeights(
+            lpips=lpips_weights, fid=fid_weights, clip=clip_model, prompt=prompt, latent_model=model
+        ),
+        flow=flow,
+        fps=fps,
+        overwrite=overwrite,
+        device=options.torch_device(),
+        feedback=feedback(options.quiet),
+        on_scores=print_summary,
+    )
+    if not options.quiet:
+        for path in result.written:
+            note(f"wrote {path}")
+
+
+def print_summary(scores: list, document: dict) -> None:
+    """A table of each video's metrics (mean ± std) on stdout, then the metrics skipped."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from wdiff.evaluate import LABELS, PER_FRAME
+
+    keys = [k for k in (*PER_FRAME, "fid") if any(k in s.summary() for s in scores)]
+    table = Table(title=f"flows: {document['flow_source']}", title_justify="left")
+    table.add_column("video")
+    for key in keys:
+        table.add_column(LABELS[key], justify="right")
+    for s in scores:
+        summary = s.summary()
+        cells = [
+            f"{summary[k]['mean']:.4g} ± {summary[k]['std']:.2g}" if k in summary else "-"
+            for k in keys
+        ]
+        table.add_row(s.name, *cells)
+    console = Console(width=200)
+    console.print(table)
+    for key, reason in document["skipped"].items():
+        console.print(f"skipped {key}: {reason}", style="dim", highlight=False)

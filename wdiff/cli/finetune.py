@@ -1,0 +1,98 @@
+"""``wdiff finetune``: train a conditional diffusion model (``wdiff.train``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.options import positive
+from wdiff.cli.printing import note
+from wdiff.errors import Interrupted, WdiffError
+
+
+@command(
+    help=(
+        "Train a conditional diffusion model with GP or white noise (EDM loss, Accelerate).\n\n"
+        "Examples:\n\n"
+        "  wdiff finetune --task sr --noise gp --data samples --out runs/sr-gp --steps 4000\n\n"
+        "  wdiff finetune --task inpaint --data frames/ --out runs/inp --resume\n\n"
+        "  accelerate launch -m wdiff finetune --task sr --out runs/sr --batch-size 64"
+    ),
+)
+def finetune(
+    options: GlobalOptions,
+    out: Annotated[Path, typer.Option("--out", help="Run folder: model, log, loss plot.")],
+    task: Annotated[str, typer.Option("--task", help="sr (scales 2, 4, 8) or inpaint.")] = "sr",
+    noise: Annotated[str, typer.Option("--noise", help="gp or white.")] = "gp",
+    data: Annotated[
+        str, typer.Option("--data", help="samples (media shipped in packages) or a folder.")
+    ] = "samples",
+    arch: Annotated[
+        str, typer.Option("--arch", help="builtin-small, builtin-tiny, or a local SDXL folder.")
+    ] = "builtin-small",
+    steps: Annotated[int, typer.Option("--steps", help="Optimiser steps in all.", min=1)] = 4000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per step.", min=1)] = 16,
+    crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.", min=16)] = 64,
+    lr: Annotated[
+        float,
+        typer.Option("--lr", help="AdamW learning rate (SDXL: 5e-6).", callback=positive),
+    ] = 5e-4,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", help="Steps between checkpoints.", min=1)
+    ] = 500,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.")] = False,
+) -> None:
+    from wdiff.progress import progress_bar
+    from wdiff.training import TrainSettings
+    from wdiff.training import finetune as run_finetune
+
+    if crop % 8:
+        raise WdiffError(f"--crop {crop}: use a multiple of 8 (SR scales go up to 8)")
+    settings = TrainSettings(
+        task=task,
+        noise=noise,
+        data=data,
+        out=str(out),
+        arch=arch,
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        lr=lr,
+        seed=options.seed,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        cpu=options.torch_device().type == "cpu",
+    )
+    with progress_bar(f"finetune {task} ({noise} noise)", steps, options.quiet) as advance:
+        last = [0]
+
+        def report(step: int, total: int, loss: float) -> None:
+            advance(step - last[0])
+            last[0] = step
+
+        try:
+            summary = run_finetune(settings, report)
+        except KeyboardInterrupt:
+            raise _interrupted(out, checkpoint_every) from None
+    if summary:
+        result = out if Path(arch).is_dir() else out / "model.safetensors"
+        note(
+            f"{result}: {summary['steps_this_run']} steps in "
+            f"{summary['seconds_this_run']} s on {summary['device']}"
+        )
+
+
+def _interrupted(out: Path, checkpoint_every: int) -> Interrupted:
+    """Ctrl-C: what the run folder keeps (the last checkpoint) and how to continue."""
+    state = out / "checkpoint" / "state.json"
+    if not state.is_file():
+        return Interrupted(f"no checkpoint yet in {out} (one every {checkpoint_every} steps)")
+    step = json.loads(state.read_text())["step"]
+    return Interrupted(
+        f"the checkpoint at step {step} is kept in {state.parent}; rerun the same "
+        "command with --resume to continue"
+    )

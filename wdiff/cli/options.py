@@ -1,0 +1,190 @@
+"""Option declarations shared by several subcommands, and ``RestoreOptions``: the options
+``upscale`` and ``inpaint`` share, declared once as an option group (see ``app.command``).
+
+Every float option passes ``finite`` (NaN and infinities refused); ``--fps`` and ``--lr`` also
+``positive``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wdiff.errors import WdiffError
+
+
+def finite(value: float | None) -> float | None:
+    """Typer callback of every float option: NaN and infinities are refused (click's FloatRange
+    lets them through, and a NaN setting would run and write a report JSON cannot read)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def positive(value: float | None) -> float | None:
+    if finite(value) is not None and value <= 0:
+        raise typer.BadParameter(f"{value} is not above 0")
+    return value
+
+
+def _tile_value(value: str | int) -> int | str:
+    from wdiff.config import parse_tile
+
+    try:
+        return parse_tile(value)
+    except WdiffError as error:
+        raise typer.BadParameter("use auto, 0 (whole frames) or pixels per tile side") from error
+
+
+def output_option(named: str) -> typer.models.OptionInfo:
+    """``-o`` of a restore: an output video, by default beside the input as ``named``."""
+    return typer.Option(
+        "--output", "-o", help="Output video.", show_default=f"beside the input: {named}"
+    )
+
+
+InputArgument = Annotated[str, typer.Argument(help="Video file, frame folder, or builtin:bunny.")]
+FpsOption = Annotated[
+    float | None,
+    typer.Option("--fps", help="Frame rate of a frame folder (default 24).", callback=positive),
+]
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Flow cache folder.", show_default="~/.cache/wdiff or $WDIFF_CACHE_DIR"
+    ),
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Neither read nor write the flow cache.")
+]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+FlowMethodOption = Annotated[str, typer.Option("--flow", help="dis, farneback or raft.")]
+RaftModelOption = Annotated[
+    str, typer.Option("--raft-model", help="--flow raft: large or small (torchvision's).")
+]
+RaftWeightsOption = Annotated[
+    Path | None,
+    typer.Option("--raft-weights", help="Local RAFT weights (.pth); else torch's hub cache."),
+]
+SDXL_PANEL = "SDXL memory and precision"
+
+
+@dataclass
+class RestoreOptions:
+    """The options of ``upscale`` and ``inpaint`` after their own, in --help order. Those that
+    are ``RestoreSettings`` fields (``flow_method`` is ``flow``) override the preset where
+    given on the command line."""
+
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="builtin (the shipped model for the task), a `wdiff finetune` run folder or "
+            "model file, or a local diffusers SDXL folder.",
+        ),
+    ] = "builtin"
+    noise: Annotated[
+        str,
+        typer.Option(
+            "--noise", help="gp, integral, bilinear, bilinear-gp, nearest, fixed or resample."
+        ),
+    ] = "gp"
+    method: Annotated[
+        str, typer.Option("--method", help="warped (ours) or batch-consistent (Kwon & Ye).")
+    ] = "warped"
+    steps: Annotated[int, typer.Option("--steps", help="Sampling steps.", min=1)] = 25
+    guidance: Annotated[
+        float,
+        typer.Option(
+            "--guidance", help="Self-guidance strength lambda (0 = off).", callback=finite
+        ),
+    ] = 1.0
+    guidance_mode: Annotated[
+        str,
+        typer.Option("--guidance-mode", help="full (through the network) or cheap (no backprop)."),
+    ] = "full"
+    guidance_fraction: Annotated[
+        float,
+        typer.Option(
+            "--guidance-fraction", help="Share of steps guided, from the first.", callback=finite
+        ),
+    ] = 1.0
+    first_guidance: Annotated[
+        float,
+        typer.Option(
+            "--first-guidance", help="Extra pull toward frame 0 (stops drift).", callback=finite
+        ),
+    ] = 0.0
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="Text prompt (text-conditioned models only).")
+    ] = None
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype", help="UNet/text encoders: bf16, fp16 or fp32.", rich_help_panel=SDXL_PANEL
+        ),
+    ] = "bf16"
+    vae_tiling: Annotated[
+        bool,
+        typer.Option(
+            "--vae-tiling", help="Decode large frames in tiles.", rich_help_panel=SDXL_PANEL
+        ),
+    ] = False
+    vae_slicing: Annotated[
+        bool,
+        typer.Option("--vae-slicing", help="VAE one image at a time.", rich_help_panel=SDXL_PANEL),
+    ] = False
+    cpu_offload: Annotated[
+        bool,
+        typer.Option(
+            "--cpu-offload",
+            help="Keep the VAE and text encoders on the CPU between uses.",
+            rich_help_panel=SDXL_PANEL,
+        ),
+    ] = False
+    tile: Annotated[
+        str,
+        typer.Option(
+            "--tile",
+            help="Denoise frames in overlapping tiles of N output pixels per side, for frames "
+            "larger than the model handles. auto: whole frames, or the model's native size if "
+            "it has one (SDXL: 1024 px); out of memory, the tile is halved and the frame redone, "
+            "down to 64 px or twice --tile-overlap. 0: always whole frames. The report records "
+            "the size used.",
+            parser=_tile_value,
+            metavar="auto|0|N",
+        ),
+    ] = "auto"
+    tile_overlap: Annotated[
+        int, typer.Option("--tile-overlap", help="Output pixels shared by neighbouring tiles.")
+    ] = 32
+    flow_method: FlowMethodOption = "dis"
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Settings from a preset (upscale-8x, upscale-4x, inpaint, fast, sdxl-upscale-8x, "
+            "sdxl-inpaint) or a YAML file; options given override it.",
+        ),
+    ] = None
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the merged settings as YAML and exit.")
+    ] = False
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run after its last finished frame (state is kept in "
+            ".OUT.resume/ beside the output); the result equals an uninterrupted run.",
+        ),
+    ] = False
+    raft_model: RaftModelOption = "large"
+    raft_weights: RaftWeightsOption = None
+    fps: FpsOption = None
+    cache_dir: CacheDirOption = None
+    no_cache: NoCacheOption = False
+    overwrite: OverwriteOption = False

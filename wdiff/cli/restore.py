@@ -1,0 +1,109 @@
+"""``wdiff upscale`` and ``wdiff inpaint``: one body (``wdiff.restore.job``), their shared
+options declared once (``options.RestoreOptions``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.options import InputArgument, RestoreOptions, output_option
+from wdiff.cli.printing import feedback, note
+
+_SETTING_OF = {"flow_method": "flow"}  # option parameter -> RestoreSettings field
+
+
+@command(
+    help=(
+        "Upscale a video with an image diffusion model, temporally consistent (Warped "
+        "Diffusion).\n\n"
+        "Examples:\n\n"
+        "  wdiff upscale low.mp4 --scale 8 --guidance 1.0\n\n"
+        "  wdiff upscale low.mp4 --scale 4 --method batch-consistent -o out.mp4\n\n"
+        "  wdiff degrade clip.mp4 --scale 8 -o low.mp4  (make a low-res test input)"
+    ),
+)
+def upscale(
+    ctx: typer.Context,
+    options: GlobalOptions,
+    input: InputArgument,
+    output: Annotated[Path | None, output_option("INPUT.xSCALE-METHOD-NOISE.mp4")] = None,
+    scale: Annotated[int, typer.Option("--scale", help="2, 4 or 8.")] = 8,
+    *,
+    restore: RestoreOptions,
+) -> None:
+    _restore(ctx, options, "sr", input, output, None, restore)
+
+
+@command(
+    help=(
+        "Fill the masked region of every frame, temporally consistent.\n\n"
+        'Example:\n\n  wdiff inpaint in.mp4 --mask mask.mp4 --prompt "a robot on a bench"'
+    ),
+)
+def inpaint(
+    ctx: typer.Context,
+    options: GlobalOptions,
+    input: InputArgument,
+    mask: Annotated[str, typer.Option("--mask", help="Mask video, image or folder; white = fill.")],
+    output: Annotated[Path | None, output_option("INPUT.inpainted-METHOD-NOISE.mp4")] = None,
+    *,
+    restore: RestoreOptions,
+) -> None:
+    _restore(ctx, options, "inpaint", input, output, mask, restore)
+
+
+def _restore(
+    ctx: typer.Context,
+    options: GlobalOptions,
+    task: str,
+    input: str,
+    output: Path | None,
+    mask: str | None,
+    restore: RestoreOptions,
+) -> None:
+    """Plan the job, print its settings (``--print-config``) or run it and say what it wrote."""
+    from wdiff.restore.job import plan_restore, run_restore
+
+    job = plan_restore(
+        task,
+        input,
+        output,
+        mask=mask,
+        preset=restore.preset,
+        given=_given_settings(ctx),
+        seed=options.seed,
+        fps=restore.fps,
+        raft_weights=restore.raft_weights,
+        cache_dir=restore.cache_dir,
+        use_cache=not restore.no_cache,
+        resume=restore.resume,
+        overwrite=restore.overwrite,
+    )
+    if restore.print_config:
+        typer.echo(job.config_yaml(), nl=False)
+        return
+    result = run_restore(job, options.torch_device(), feedback(options.quiet))
+    if not options.quiet:
+        error = result.report["mean_warping_error_previous"]
+        consistency = f"; mean warping error {error:.3g}" if error is not None else ""  # a still
+        note(
+            f"wrote {result.output} ({result.report['seconds_per_frame']} s/frame{consistency}); "
+            f"report {result.report_path}"
+        )
+
+
+def _given_settings(ctx: typer.Context) -> dict:
+    """The options given on the command line (or by environment) that are run settings: they
+    override the preset."""
+    from wdiff.config import SETTING_NAMES
+
+    given = {}
+    for name, value in ctx.params.items():
+        source = ctx.get_parameter_source(name)
+        typed = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+        if typed and _SETTING_OF.get(name, name) in SETTING_NAMES:
+            given[_SETTING_OF.get(name, name)] = value
+    return given

@@ -1,0 +1,284 @@
+"""Restoring one video file (what ``wdiff upscale`` and ``wdiff inpaint`` do).
+
+``plan_restore`` merges the settings (defaults < preset < ``given``), resolves the input and
+names the output; ``run_restore`` checks the outputs, keeps a resume state beside the output,
+loads the model, gets the flows, samples every frame and writes the video and its report:
+
+    job = plan_restore("sr", "low.mp4", given={"scale": 4, "steps": 10})
+    result = run_restore(job, device="cuda")
+    print(result.output, result.report["seconds_per_frame"])
+
+Progress and warnings go to ``feedback`` (silent by default). Problems the user can fix (out of
+memory included) raise ``WdiffError``; Ctrl-C raises ``Interrupted`` saying what is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from wdiff import __version__
+from wdiff.config import RestoreSettings, merge_settings, settings_yaml
+from wdiff.errors import Interrupted, WdiffError
+from wdiff.feedback import SILENT, Feedback
+from wdiff.flow import FlowField, FlowOptions, TensorCache, complete_field, video_flows
+from wdiff.flow.cache import content_digest
+from wdiff.outputs import check_output, default_output
+from wdiff.resume import RunState, remove_stale_partials
+from wdiff.video import (
+    IMAGE_SUFFIXES,
+    MaskReader,
+    VideoInfo,
+    VideoReader,
+    check_video_output,
+    open_video,
+    resolve_input,
+)
+
+
+@dataclass
+class RestoreJob:
+    """One restoration as ``plan_restore`` makes it; nothing is checked or opened yet.
+
+    ``cache_dir`` None is the default flow cache; ``use_cache`` False neither reads nor writes
+    it. ``resume`` continues an interrupted run of the same settings and inputs; ``overwrite``
+    replaces existing outputs (and an interrupted run's state)."""
+
+    settings: RestoreSettings
+    source: Path
+    output: Path
+    mask: Path | None = None
+    preset: str | None = None
+    fps: float | None = None
+    raft_weights: Path | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    resume: bool = False
+    overwrite: bool = False
+
+    @property
+    def inputs(self) -> list[Path]:
+        return [self.source] + ([self.mask] if self.mask else [])
+
+    def config_yaml(self) -> str:
+        """The settings and paths as YAML (``--print-config``)."""
+        extra = {"input": str(self.source), "output": str(self.output)}
+        mask = {"mask": str(self.mask)} if self.mask else {}
+        return settings_yaml(self.settings, self.preset, extra | mask)
+
+
+@dataclass
+class RestoreResult:
+    """The video written, its report (``pipeline.restore``'s) and the report's JSON file."""
+
+    output: Path
+    report: dict
+    report_path: Path
+
+
+def plan_restore(
+    task: str,
+    input: str | Path,
+    output: Path | None = None,
+    *,
+    mask: str | Path | None = None,
+    preset: str | None = None,
+    given: dict | None = None,
+    seed: int = 0,
+    fps: float | None = None,
+    raft_weights: Path | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RestoreJob:
+    """Plan restoring ``input`` (a file, a frame folder at ``fps``, or ``builtin:bunny``) for
+    ``task`` ("sr" or "inpaint", with a ``mask``: white = fill). ``given`` holds
+    ``RestoreSettings`` fields that override ``preset``. ``output`` defaults to
+    ``INPUT.xSCALE-METHOD-NOISE.mp4`` or ``INPUT.inpainted-METHOD-NOISE.mp4`` beside the input
+    (``.png`` for a still image)."""
+    settings = merge_settings(task, preset, (given or {}) | {"seed": seed})
+    source = resolve_input(input)
+    mask_path = resolve_input(mask) if mask else None
+    kind = ".png" if source.suffix.lower() in IMAGE_SUFFIXES else ".mp4"  # an image gives one
+    if settings.task == "sr":
+        suffix = f".x{settings.scale}-{settings.method}-{settings.noise}{kind}"
+    else:
+        suffix = f".inpainted-{settings.method}-{settings.noise}{kind}"
+    return RestoreJob(
+        settings,
+        source,
+        output or default_output(source, suffix),
+        mask=mask_path,
+        preset=preset,
+        fps=fps,
+        raft_weights=raft_weights,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        resume=resume,
+        overwrite=overwrite,
+    )
+
+
+def run_restore(
+    job: RestoreJob, device: torch.device | str = "cpu", feedback: Feedback = SILENT
+) -> RestoreResult:
+    """Restore ``job`` on ``device``; the report also goes to ``OUT.report.json`` and
+    ``OUT.frames.csv``. The resume state ``.OUT.resume/`` is removed once the run is done."""
+    # looked up at each run, so that a replaced pipeline.load_denoiser (tests) is used
+    from wdiff.pipeline import load_denoiser, report_paths, restore, write_report
+
+    settings, output = job.settings, job.output
+    check_video_output(output)
+    for path in (output, *report_paths(output)):
+        check_output(path, job.inputs, job.overwrite)
+    reader = open_video(job.source, fps=job.fps)
+    check_video_output(output, reader.info.frame_count)
+    masks = MaskReader(job.mask, reader.info) if job.mask else None
+    run_state = _run_state(job, feedback)
+    device = torch.device(device)
+    flow = FlowOptions(
+        settings.flow,
+        raft_model=settings.raft_model,
+        raft_weights=job.raft_weights,
+        cache_dir=job.cache_dir,
+        use_cache=job.use_cache,
+    )
+    estimator = flow.estimator(device)
+    cache = flow.cache()
+    began = time.perf_counter()
+    denoiser = load_denoiser(settings, device)  # before the long work: a bad model fails fast
+    _check_prompt(settings, denoiser, feedback)
+    stages = {"load_model": time.perf_counter() - began}
+    began = time.perf_counter()
+    field = _flows(reader, masks, estimator, cache, settings.flow, feedback)
+    stages["flow"] = time.perf_counter() - began
+    label = f"upscale x{settings.scale}" if settings.task == "sr" else "inpaint"
+    bars = feedback.frame_bars(f"{label} (frames)", reader.info.frame_count, settings.steps)
+    with bars as (advance, on_step), _memory_advice(settings, reader.info), _resume_hint(run_state):
+        report = restore(
+            reader,
+            field,
+            output,
+            settings,
+            device,
+            masks,
+            advance,
+            stages,
+            denoiser,
+            run_state,
+            on_step,
+            _tile_warning(feedback.warn),
+        )
+    json_path, _ = write_report(report, output)
+    run_state.remove()
+    return RestoreResult(output, report, json_path)
+
+
+def _run_state(job: RestoreJob, feedback: Feedback) -> RunState:
+    """The resume state of this output, after checking what is already there."""
+    output = job.output
+    fingerprint = {
+        "settings": job.settings.to_dict(),
+        "inputs": [content_digest(path) if path.is_file() else str(path) for path in job.inputs],
+        "version": __version__,
+    }
+    state = RunState(output, fingerprint)
+    if state.exists() and not job.resume:
+        if not job.overwrite:
+            raise WdiffError(
+                f"{output}: an interrupted run left its state in {state.folder}; add --resume to "
+                "continue it or --overwrite to start over"
+            )
+        state.remove()
+    if job.resume and not state.exists():
+        feedback.note(f"{output}: no interrupted run to resume; starting from the first frame")
+    remove_stale_partials(output)
+    return state
+
+
+def _check_prompt(settings: RestoreSettings, denoiser, feedback: Feedback) -> None:
+    if settings.prompt and not getattr(denoiser, "takes_prompt", False):
+        name = "the built-in model" if settings.model == "builtin" else settings.model
+        feedback.warn(f"--prompt is ignored: {name} is not text-conditioned (use an SDXL --model)")
+
+
+def _flows(
+    reader: VideoReader,
+    masks: MaskReader | None,
+    estimator,
+    cache: TensorCache,
+    label: str,
+    feedback: Feedback,
+) -> FlowField | None:
+    """The input's flows, completed inside the masks; None for a single frame (a still)."""
+    if reader.info.frame_count <= 1:
+        return None
+    field, _ = video_flows(reader, estimator, cache, label, feedback)
+    if masks is not None:
+        field = complete_field(field, list(masks.frames()))
+    return field
+
+
+@contextlib.contextmanager
+def _resume_hint(run_state: RunState) -> Iterator[None]:
+    """Ctrl-C -> ``Interrupted`` saying how many frames are kept and how to continue."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        done = run_state.frames_done()
+        if not done:
+            raise Interrupted("no frame was finished; no output was written") from None
+        raise Interrupted(
+            f"{done} finished frame{'s' if done > 1 else ''} kept in {run_state.folder}; "
+            "rerun the same command with --resume to continue"
+        ) from None
+
+
+@contextlib.contextmanager
+def _memory_advice(settings: RestoreSettings, info: VideoInfo) -> Iterator[None]:
+    """Out of memory -> a ``WdiffError`` naming what to try (the partial output is removed, the
+    resume state kept)."""
+    from wdiff.diffusion.tiling import TilesExhausted, is_out_of_memory
+
+    try:
+        yield
+    except RuntimeError as error:  # torch.OutOfMemoryError, a CPU allocation failure, ...
+        if not (isinstance(error, TilesExhausted) or is_out_of_memory(error)):
+            raise
+        factor = settings.scale if settings.task == "sr" else 1
+        size = f"{info.width * factor}x{info.height * factor}"
+        tried = ""
+        tips = "--tile 512, --dtype fp16, --vae-tiling, --vae-slicing, --cpu-offload"
+        if isinstance(error, TilesExhausted):
+            tried = f" even in --tile auto's smallest tiles ({error.pixels} px)"
+            tips = "--dtype fp16, --cpu-offload, a fixed --tile below that with less --tile-overlap"
+        if settings.guidance_mode == "full" and settings.guidance > 0:
+            tips = "--guidance-mode cheap (no backpropagation), " + tips
+        raise WdiffError(
+            f"out of memory sampling {size} frames on {_device_name(error)}{tried}; try "
+            f"{tips}, a smaller --scale or --device cpu, then --resume"
+        ) from error
+
+
+def _device_name(error: Exception) -> str:
+    return "the GPU" if "CUDA" in str(error) or "cuda" in str(error) else "this device"
+
+
+def _tile_warning(warn: Callable[[str], None]) -> Callable[[int, int, int], None]:
+    """``restore``'s ``on_tile``: a warning for each frame that ``--tile auto`` had to sample in
+    smaller tiles than the frame before (normally once a run)."""
+
+    def lowered(frame: int, old: int, new: int) -> None:
+        was = f"{old} px tiles" if old else "whole frames"
+        warn(
+            f"out of memory at frame {frame} with {was}; sampling in {new} px tiles from that "
+            f"frame on (--tile {new} starts there)"
+        )
+
+    return lowered
