@@ -37,7 +37,7 @@ from wdiff.datasets import photo_images, random_masks, sample_images, shrink_to
 from wdiff.diffusion import sample_frame
 from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet
 from wdiff.noise.base import generator
-from wdiff.noise.gp import gp_noise
+from wdiff.noise.exact import gp_noise
 from wdiff.tasks import Inpainting, SuperResolution
 
 

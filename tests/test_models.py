@@ -16,7 +16,7 @@ from wdiff.cli import main
 from wdiff.datasets import TRAIN_PHOTOS, _photos, random_crops, random_masks
 from wdiff.models import builtin
 from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinDenoiser, BuiltinNet
-from wdiff.noise.gp import gp_noise, kernel
+from wdiff.noise.exact import gp_noise, kernel
 from wdiff.tasks import Inpainting, SuperResolution
 from wdiff.training import edm_loss, training_example
 

@@ -130,14 +130,15 @@ def test_gp_fast_path_agrees_with_direct_evaluation():
 def test_gp_lattice_by_nufft_and_by_products_match_direct_evaluation(corner):
     """The tile lattice by finufft (CPU) and by separable products (the CUDA path) both agree
     with direct RFF evaluation to 2e-5, also far from the origin (fresh-noise planes)."""
-    from wdiff.noise.gp import RandomFourierFeatures
+    from wdiff.noise import RandomFourierFeatures
+    from wdiff.noise.lattice import Lattice
 
     features = RandomFourierFeatures.sample(4, 3000, seed=3)
     x0, y0 = corner
     step, size = 0.25, 40
-    by_nufft = features.on_lattice(x0, y0, step, size)
+    by_nufft = Lattice(features).evaluate(x0, y0, step, size)
     offsets = torch.arange(size, dtype=torch.float64) * step
-    by_products = features.on_grid(x0 + offsets, y0 + offsets)
+    by_products = Lattice(features).products(x0 + offsets, y0 + offsets)
     ys, xs = torch.meshgrid(y0 + offsets, x0 + offsets, indexing="ij")
     direct = features.direct(torch.stack([xs, ys], -1).reshape(-1, 2)).view(4, size, size)
     assert float((by_nufft - direct).abs().max()) <= 2e-5
@@ -257,7 +258,7 @@ def test_gp_births_reuse_their_fresh_plane_under_slow_rotation():
     """Cells entering at the edges under a slow rotation (0.5 deg and a sub-pixel shift per
     frame) continue the fresh plane of the previous births instead of taking a new plane every
     few frames (each new plane means new tiles). Before int64 keys, 20 frames took 7 planes."""
-    from wdiff.noise.gp import _slot
+    from wdiff.noise.planes import plane_of
 
     size, angle = 64, math.radians(0.5)
     ys, xs = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
@@ -271,6 +272,6 @@ def test_gp_births_reuse_their_fresh_plane_under_slow_rotation():
         backward, consistency_mask(backward, forward), forward, consistency_mask(forward, backward)
     )
     _, state, _ = run("gp", motion, 20)
-    planes = _slot(state.extra.positions[:, 1])
+    planes = plane_of(state.extra.positions[:, 1])
     assert int(planes.max()) == 1
     assert int((planes == 1).sum()) > 100  # births happened, and went to plane 1

@@ -1,14 +1,16 @@
 """Noise warpers: one interface (``Warper``), the paper's GP noise and the baselines."""
 
-from wdiff.noise.base import (
+from wdiff.noise.base import NoiseState, Warper
+from wdiff.noise.baselines import (
+    BilinearGPWarper,
     BilinearWarper,
     FixedWarper,
     NearestWarper,
-    NoiseState,
     ResampleWarper,
-    Warper,
 )
-from wdiff.noise.gp import BilinearGPWarper, GPWarper, RandomFourierFeatures, kernel
+from wdiff.noise.exact import kernel
+from wdiff.noise.features import RandomFourierFeatures
+from wdiff.noise.gp import GPWarper
 from wdiff.noise.integral import IntegralWarper
 from wdiff.noise.video_noise import (
     frame_stats,

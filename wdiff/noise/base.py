@@ -1,4 +1,5 @@
-"""The one interface every noise warper implements, and the shared pieces.
+"""The one interface every noise warper implements (``Warper``), its state (``NoiseState``)
+and seeded generators.
 
 A warper carries a *state* from frame to frame: ``state = warper.init(shape, seed)`` for frame 0,
 ``state = warper.warp(state, motion)`` for each next frame, and ``warper.sample(state)`` gives
@@ -16,7 +17,6 @@ from typing import Any
 import torch
 
 from wdiff.flow.motion import Motion
-from wdiff.flow.ops import sample_grid, warp_bilinear
 
 
 @dataclass
@@ -77,53 +77,3 @@ class Warper(ABC):
         return white_noise(
             state.noise.shape, state.seed, self.name, frame, device=state.noise.device
         )
-
-
-class FixedWarper(Warper):
-    """The same noise for every frame (a baseline: texture sticks to the screen)."""
-
-    name = "fixed"
-
-    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
-        return NoiseState(state.frame + 1, state.noise, state.seed)
-
-
-class ResampleWarper(Warper):
-    """Independent noise for every frame (a baseline: flicker)."""
-
-    name = "resample"
-
-    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
-        frame = state.frame + 1
-        return NoiseState(frame, self.fresh(state, frame), state.seed)
-
-
-class NearestWarper(Warper):
-    """Noise moved along the flow by nearest-neighbour lookup; fresh where the flow is invalid."""
-
-    name = "nearest"
-    mode = "nearest"
-
-    def warp(self, state: NoiseState, motion: Motion) -> NoiseState:
-        frame = state.frame + 1
-        moved = _lookup(state.noise, motion.backward, self.mode)
-        noise = torch.where(motion.valid_backward, moved, self.fresh(state, frame))
-        return NoiseState(frame, noise, state.seed)
-
-
-class BilinearWarper(NearestWarper):
-    """Noise moved by bilinear interpolation: sub-pixel motion blends cells and loses variance."""
-
-    name = "bilinear"
-    mode = "bilinear"
-
-
-def _lookup(noise: torch.Tensor, backward: torch.Tensor, mode: str) -> torch.Tensor:
-    # float64 coordinates: integer shifts then land exactly on cells
-    noise64, backward64 = noise.double(), backward.double()
-    if mode == "bilinear":
-        return warp_bilinear(noise64, backward64).to(noise.dtype)
-    grid = sample_grid(backward64)
-    return torch.nn.functional.grid_sample(
-        noise64, grid, mode="nearest", padding_mode="border", align_corners=True
-    ).to(noise.dtype)

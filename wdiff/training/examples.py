@@ -32,7 +32,7 @@ def training_noise(
     kind: str, shape: tuple[int, int, int, int], gen: torch.Generator
 ) -> torch.Tensor:
     """Noise of ``shape`` (B, C, h, w): exact GP samples (``kind`` "gp") or white."""
-    from wdiff.noise.gp import gp_noise
+    from wdiff.noise.exact import gp_noise
 
     if kind == "gp":
         return gp_noise(shape, gen)
