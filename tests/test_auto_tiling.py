@@ -14,7 +14,7 @@ import pytest
 import torch
 from media import make_clip
 
-import wdiff.pipeline
+import wdiff.restore.models
 from wdiff.cli import main
 from wdiff.config import RestoreSettings, merge_settings
 from wdiff.diffusion.tiling import TilesExhausted, auto_tile, is_out_of_memory, tile_starts
@@ -54,14 +54,14 @@ def limited(monkeypatch):
     """Make every run load its model wrapped: ``limited(**MemoryLimited options)`` -> the list
     of wrappers made so far."""
     made = []
-    original = wdiff.pipeline.load_denoiser
+    original = wdiff.restore.models.load_denoiser
 
     def install(**options):
         def load(settings, device):
             made.append(MemoryLimited(original(settings, device), **options))
             return made[-1]
 
-        monkeypatch.setattr(wdiff.pipeline, "load_denoiser", load)
+        monkeypatch.setattr(wdiff.restore.models, "load_denoiser", load)
         return made
 
     return install

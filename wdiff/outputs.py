@@ -47,7 +47,7 @@ def check_output(output: Path, inputs: Iterable[Path] = (), overwrite: bool = Fa
 
 def default_output(source: Path, suffix: str) -> Path:
     """``clip.mp4`` -> ``clip<suffix>`` beside it; for a bundled clip, in the current folder."""
-    from wdiff.video import SAMPLE_CLIPS
+    from wdiff.video.info import SAMPLE_CLIPS
 
     folder = (
         Path.cwd()

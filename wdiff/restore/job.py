@@ -29,6 +29,9 @@ from wdiff.feedback import SILENT, Feedback
 from wdiff.flow import FlowField, FlowOptions, TensorCache, complete_field, video_flows
 from wdiff.flow.cache import content_digest
 from wdiff.outputs import check_output, default_output
+from wdiff.restore import models  # models.load_denoiser looked up at each run (tests wrap it)
+from wdiff.restore.loop import restore
+from wdiff.restore.report import report_paths, write_report
 from wdiff.resume import RunState, remove_stale_partials
 from wdiff.video import (
     IMAGE_SUFFIXES,
@@ -74,7 +77,7 @@ class RestoreJob:
 
 @dataclass
 class RestoreResult:
-    """The video written, its report (``pipeline.restore``'s) and the report's JSON file."""
+    """The video written, its report (``restore``'s) and the report's JSON file."""
 
     output: Path
     report: dict
@@ -130,9 +133,6 @@ def run_restore(
 ) -> RestoreResult:
     """Restore ``job`` on ``device``; the report also goes to ``OUT.report.json`` and
     ``OUT.frames.csv``. The resume state ``.OUT.resume/`` is removed once the run is done."""
-    # looked up at each run, so that a replaced pipeline.load_denoiser (tests) is used
-    from wdiff.pipeline import load_denoiser, report_paths, restore, write_report
-
     settings, output = job.settings, job.output
     check_video_output(output)
     for path in (output, *report_paths(output)):
@@ -152,7 +152,7 @@ def run_restore(
     estimator = flow.estimator(device)
     cache = flow.cache()
     began = time.perf_counter()
-    denoiser = load_denoiser(settings, device)  # before the long work: a bad model fails fast
+    denoiser = models.load_denoiser(settings, device)  # before the long work: fails fast
     _check_prompt(settings, denoiser, feedback)
     stages = {"load_model": time.perf_counter() - began}
     began = time.perf_counter()
