@@ -163,6 +163,18 @@ def test_guidance_cuts_warping_error_of_non_equivariant_denoiser(mode):
         assert after * 10 <= before
 
 
+def test_full_guidance_under_no_grad_is_the_same():
+    """A caller's ``torch.no_grad()`` (inference code often wraps everything in it) must not
+    break full guidance, which back-propagates through the network."""
+    denoiser = ConvDenoiser(pinned=pinned_pattern(0.2))
+    guidance = GuidanceSettings(strength=1.0, mode="full")
+    free = run_video(denoiser, 3, guidance, steps=8)
+    with torch.no_grad():
+        wrapped = run_video(denoiser, 3, guidance, steps=8)
+    for a, b in zip(free, wrapped, strict=True):
+        assert torch.equal(a.x0, b.x0)
+
+
 def test_guidance_toward_first_frame_runs_and_stays_consistent():
     denoiser = ConvDenoiser(pinned=pinned_pattern(0.2))
     motion = shift_motion(1, 0)

@@ -110,8 +110,9 @@ class SelfGuide:
     def gradient(
         self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, step: int
     ) -> torch.Tensor:
-        if self.settings.mode == "full":
-            (grad,) = torch.autograd.grad(self._loss(denoised.float(), step), x)
+        if self.settings.mode == "full":  # the graph of ``denoised`` was built with grad on
+            with torch.enable_grad():  # so a caller's no_grad() does not drop the loss's
+                (grad,) = torch.autograd.grad(self._loss(denoised.float(), step), x)
             return grad.float()
         prediction = denoised.detach().float().requires_grad_(True)
         with torch.enable_grad():
