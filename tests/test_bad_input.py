@@ -237,6 +237,24 @@ def inpaint_guidance_nan(tmp):
     return args, "--guidance"
 
 
+def inpaint_option(tmp, *option: str) -> list[str]:
+    video = clip(tmp)
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(tmp / "mask.png")
+    return ["inpaint", str(video), "--mask", str(tmp / "mask.png"), *option]
+
+
+def mask_dilate_negative(tmp):
+    return inpaint_option(tmp, "--mask-dilate", "-1"), "--mask-dilate"
+
+
+def feather_huge(tmp):
+    return inpaint_option(tmp, "--feather", "100000"), "--feather"
+
+
+def crf_above_51(tmp):
+    return upscale(tmp, "--crf", "60"), "--crf"
+
+
 def scale_one(tmp):
     return ["upscale", str(clip(tmp)), "--scale", "1"], "--scale 1"
 
@@ -652,6 +670,9 @@ def noise_frames(folder, frames=6):
 
 
 CASES = [
+    mask_dilate_negative,
+    feather_huge,
+    crf_above_51,
     missing,
     empty,
     text_named_mp4,

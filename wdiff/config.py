@@ -18,6 +18,7 @@ from wdiff.errors import WdiffError
 PRESETS_DIR = Path(__file__).parent / "presets"
 METHODS = ("warped", "batch-consistent")
 PRESET_ONLY = ("description",)
+MAX_MASK_PIXELS = 256  # --mask-dilate and --feather
 
 
 @dataclass
@@ -40,6 +41,8 @@ class RestoreSettings:
     cg_steps: int = 5
     eta: float = 0.15
     prompt: str | None = None
+    mask_dilate: int = 0  # inpainting: pixels the hole grows by
+    feather: int = 0  # inpainting: the result fades into the input over 2x this inside the hole
     flow: str = "dis"
     raft_model: str = "large"  # --flow raft: torchvision's raft_large or raft_small
     seed: int = 0
@@ -92,6 +95,10 @@ class RestoreSettings:
             raise WdiffError("window >= 1, cg_steps >= 0 and 0 <= eta <= 1, please")
         if not 0 <= self.crf <= 51:
             raise WdiffError(f"crf {self.crf}: use 0 (lossless) to 51")
+        for name in ("mask_dilate", "feather"):
+            if not 0 <= getattr(self, name) <= MAX_MASK_PIXELS:
+                option = "--" + name.replace("_", "-")
+                raise WdiffError(f"{option} {getattr(self, name)}: use 0 to {MAX_MASK_PIXELS}")
 
     def _check_tiles(self) -> None:
         self.tile = parse_tile(self.tile)  # "512" (from a YAML string, say) -> 512

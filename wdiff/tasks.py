@@ -83,3 +83,20 @@ class Inpainting:
             return self.degrade(x, mask.to(x.device))
 
         return LinearOperator(keep, keep)
+
+    @staticmethod
+    def paste_known(
+        result: torch.Tensor, frame: torch.Tensor, mask: torch.Tensor, feather: int = 0
+    ) -> torch.Tensor:
+        """``result`` inside the hole, ``frame`` (the input) outside it, both ``(N, 3, H, W)``;
+        ``mask`` bool ``(N, 1, H, W)``, True = hole. With ``feather`` the result fades into
+        the input over the ``2 * feather`` pixels inside the hole's edge; outside the hole
+        the input is kept exactly in every case."""
+        known = (~mask).to(result.dtype)
+        if feather > 0:
+            size = 2 * feather + 1
+            grown = F.max_pool2d(known, size, stride=1, padding=feather)
+            # a window of ones averages to exactly 1: known pixels stay exactly known
+            known = F.avg_pool2d(grown, size, stride=1, padding=feather, count_include_pad=False)
+            known = torch.maximum(known, (~mask).to(result.dtype))
+        return result * (1 - known) + frame.to(result.dtype) * known

@@ -162,6 +162,12 @@ class RestoreOptions:
     tile_overlap: Annotated[
         int, typer.Option("--tile-overlap", help="Output pixels shared by neighbouring tiles.")
     ] = 32
+    crf: Annotated[
+        int,
+        typer.Option(
+            "--crf", help="H.264 quality: 0 lossless, 18 near-lossless, 51 worst.", min=0, max=51
+        ),
+    ] = 18
     flow_method: FlowMethodOption = "dis"
     preset: Annotated[
         str | None,

@@ -49,6 +49,17 @@ def inpaint(
     input: InputArgument,
     mask: Annotated[str, typer.Option("--mask", help="Mask video, image or folder; white = fill.")],
     output: Annotated[Path | None, output_option("INPUT.inpainted-METHOD-NOISE.mp4")] = None,
+    mask_dilate: Annotated[
+        int, typer.Option("--mask-dilate", help="Grow the hole by N pixels (object edges).")
+    ] = 0,
+    feather: Annotated[
+        int,
+        typer.Option(
+            "--feather",
+            help="Blend the fill into the input over 2N pixels inside the hole's edge; outside "
+            "the hole the input's pixels are always kept.",
+        ),
+    ] = 0,
     *,
     restore: RestoreOptions,
 ) -> None:

@@ -29,6 +29,7 @@ class FrameInputs:
         self._masks: Iterator[np.ndarray] | None = masks.frames(start) if masks else None
         self._next_mask = start
         self._last_motion: tuple[int, Motion] | None = None
+        self._observed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # inpainting
 
     def condition(self, index: int, frame: np.ndarray) -> tuple[Any, torch.Tensor, Any]:
         """Frame ``index`` (uint8 ``(H, W, 3)``) -> (the denoiser's condition, the frame as
@@ -43,7 +44,13 @@ class FrameInputs:
             self._next_mask += 1
             mask = torch.from_numpy(np.asarray(next(self._masks)))[None, None].bool()
             mask = mask.to(self.device)
+            self._observed[index] = (tensor, mask)
         return self.denoiser.condition(self.task, tensor, mask, self.prompt), tensor, mask
+
+    def take_observed(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inpainting: frame ``index`` as conditioned and its hole mask, once (then dropped:
+        a batch-consistent window holds its frames until they are written)."""
+        return self._observed.pop(index)
 
     def motion(self, index: int) -> Motion:
         """Frame ``index - 1`` -> ``index`` on the output's pixel grid (the sampler and the

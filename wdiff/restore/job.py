@@ -139,7 +139,7 @@ def run_restore(
         check_output(path, job.inputs, job.overwrite)
     reader = open_video(job.source, fps=job.fps)
     check_video_output(output, reader.info.frame_count)
-    masks = MaskReader(job.mask, reader.info) if job.mask else None
+    masks = MaskReader(job.mask, reader.info, settings.mask_dilate) if job.mask else None
     run_state = _run_state(job, feedback)
     device = torch.device(device)
     flow = FlowOptions(

@@ -86,6 +86,9 @@ def restore(
                 advance(start)
         for index, (pixels, sampler_state, x0) in enumerate(sampled, start=start):
             pixels = pixels.clamp(-1, 1)
+            if settings.task == "inpaint":  # the input's own pixels outside the hole
+                frame, hole = inputs.take_observed(index)
+                pixels = inputs.task.paste_known(pixels, frame, hole, settings.feather)
             encoded = tensor_to_frames(pixels.cpu())
             writer.write(encoded)
             motion = inputs.motion(index) if index > 0 else None

@@ -19,12 +19,14 @@ class MaskReader:
     """Inpainting masks for every frame: white (> half range) = the region to fill.
 
     The source may be a video, one image used for every frame, or a folder of images. Sizes
-    and frame counts must match the video's exactly.
+    and frame counts must match the video's exactly. ``dilate`` grows every mask by that many
+    pixels (a disc), to cover an object's soft edges and halo.
     """
 
-    def __init__(self, spec: str | Path, video: VideoInfo):
+    def __init__(self, spec: str | Path, video: VideoInfo, dilate: int = 0):
         self.path = resolve_input(spec)
         self.video = video
+        self.dilate = dilate
         if not self.path.exists():
             raise WdiffError(f"{self.path}: no such mask file or folder; check the --mask path")
         if self.path.is_dir():
@@ -61,7 +63,11 @@ class MaskReader:
             )
 
     def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
-        """Yield bool masks ``(H, W)``, True where the content is to be filled."""
+        """Yield bool masks ``(H, W)``, True where the content is to be filled (dilated)."""
+        for mask in self._read(start, count):
+            yield dilate_mask(mask, self.dilate)
+
+    def _read(self, start: int, count: int | None) -> Iterator[np.ndarray]:
         stop = (
             self.video.frame_count if count is None else min(self.video.frame_count, start + count)
         )
@@ -74,6 +80,14 @@ class MaskReader:
         else:
             for frame in self._video.frames(start, stop - start):
                 yield frame.astype(np.uint16).sum(axis=2) > 3 * 127
+
+
+def dilate_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Bool ``(H, W)`` mask grown by ``pixels`` in every direction (a disc; 0 = unchanged)."""
+    if pixels <= 0:
+        return mask
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
 
 
 def _read_mask_image(file: Path) -> np.ndarray:
