@@ -188,6 +188,19 @@ def test_guidance_toward_first_frame_runs_and_stays_consistent():
     assert float(drift) * 10 <= float(drift_plain)
 
 
+def test_first_frame_guidance_alone_pulls_frame_one_too():
+    """With --guidance 0 and --first-guidance > 0, frame 1 is pulled toward frame 0 like the
+    later frames (it used to be skipped, as if the previous-frame pull covered it)."""
+    denoiser = ConvDenoiser(pinned=pinned_pattern(0.2))
+    motion = shift_motion(1, 0)
+    plain = run_video(denoiser, 2, GuidanceSettings(strength=0.0), motion=motion)
+    first = run_video(
+        denoiser, 2, GuidanceSettings(strength=0.0, first_strength=1.0), motion=motion
+    )
+    before, after = frame_errors(plain, motion)[0], frame_errors(first, motion)[0]
+    assert after * 10 <= before
+
+
 def test_occluded_cells_do_not_pull():
     """The reference's values on invalid cells never reach the gradient."""
     gen = torch.Generator().manual_seed(5)

@@ -90,11 +90,12 @@ def warped_diffusion(
             if guidance.first_strength > 0:
                 if j == 1:
                     flow_0j, valid_0j = motion.forward, motion.valid_forward
-                else:  # T_0->j = T_(j-1)->j o T_0->(j-1); frame 1's previous frame is frame 0
+                else:  # T_0->j = T_(j-1)->j o T_0->(j-1)
                     flow_0j, valid_0j = (
                         chain(flow_0j, motion.forward),
                         chain_valid(flow_0j, valid_0j, motion.valid_forward),
                     )
+                if j > 1 or guidance.strength == 0:  # else frame 0 is frame 1's previous frame
                     anchors.append((h_first, flow_0j, valid_0j, guidance.first_strength))
         noise = warper.sample(state)  # unit-scale, float32 (B, C, h, w)
         s = sigmas.to(noise.device, torch.float32)

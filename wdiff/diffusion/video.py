@@ -70,7 +70,7 @@ class VideoSampler:
                 )
             if self.keep_first:
                 flow, valid = self.from_first.add(motion.forward, motion.valid_forward)
-                if self.index > 1:  # frame 1's previous frame is frame 0
+                if self.index > 1 or not self.keep_previous:  # else frame 0 is frame 1's previous
                     anchors.append(Anchor(self.first, flow, valid, guidance.first_strength))
             guide = SelfGuide(guidance, anchors, steps, self.denoiser.sigma_data)
         result = sample_frame(
