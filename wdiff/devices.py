@@ -7,15 +7,22 @@ import re
 from wdiff.errors import WdiffError
 
 
+def check_device(spec: str) -> re.Match:
+    """The spelling of a ``--device`` checked without importing torch: ``cpu``, ``cuda``,
+    ``cuda:N`` or ``auto``; its match (group 1: N). Raises WdiffError otherwise."""
+    match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", spec.strip().lower())
+    if not match:
+        raise WdiffError(f"--device {spec}: not a device; use cpu, cuda, cuda:N or auto")
+    return match
+
+
 def resolve_device(spec: str):
     """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when present) -> ``torch.device``.
 
     Raises WdiffError when the device is malformed or not visible to torch.
     """
-    text = spec.strip().lower()
-    match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", text)
-    if not match:
-        raise WdiffError(f"--device {spec}: not a device; use cpu, cuda, cuda:N or auto")
+    match = check_device(spec)
+    text = match[0]
     import torch
 
     if text == "auto":

@@ -2,7 +2,9 @@
 
 The global options (``--device``, ``--seed``, ``--debug``, ``--quiet``) are accepted before the
 subcommand (``global_options``) or after it: ``command`` adds them to the subcommand and passes
-the merged ``GlobalOptions`` (device checked) to its parameter typed ``GlobalOptions``. A
+the merged ``GlobalOptions`` to its parameter typed ``GlobalOptions``. ``--device`` is spelled
+right or refused at once, without torch; it is resolved (torch imported, the GPU looked for)
+only for commands that compute (``needs_device``), before their work: ``info`` never does. A
 parameter typed with an option group (a dataclass whose fields are ``Annotated`` Typer options,
 e.g. ``options.RestoreOptions``) stands for those options, in field order, and receives them as
 one object.
@@ -43,6 +45,7 @@ app = typer.Typer(
 )
 
 GLOBAL = "Global options"
+QUIET_HELP = "Nothing on stderr but errors (output paths still go to stdout)."
 
 
 @dataclass
@@ -69,7 +72,14 @@ class GlobalOptions:
             quiet=self.quiet or quiet,
         )
 
+    def check_device(self) -> None:
+        """Refuse a malformed ``--device`` without importing torch."""
+        from wdiff.devices import check_device
+
+        check_device(self.device)
+
     def torch_device(self) -> torch.device:
+        """The ``--device`` as a torch device that exists here (imports torch)."""
         from wdiff.devices import resolve_device
 
         return resolve_device(self.device)
@@ -89,15 +99,14 @@ def global_options(
     ] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     ctx.obj = GlobalOptions(device=device, seed=seed, debug=debug, quiet=quiet)
-    if device != "auto":
-        ctx.obj.torch_device()
+    ctx.obj.check_device()
 
 
 def _keyword(
@@ -145,20 +154,24 @@ SUBCOMMAND_GLOBALS = {
     ),
     "quiet": _keyword(
         "quiet",
-        Annotated[
-            bool, typer.Option("--quiet", "-q", help="No progress display.", rich_help_panel=GLOBAL)
-        ],
+        Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP, rich_help_panel=GLOBAL)],
         False,
     ),
 }
 
 
 def command(
-    name: str | None = None, *, help: str, takes: tuple[str, ...] = tuple(SUBCOMMAND_GLOBALS)
+    name: str | None = None,
+    *,
+    help: str,
+    takes: tuple[str, ...] = tuple(SUBCOMMAND_GLOBALS),
+    needs_device: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Register a subcommand of ``app``. Its own parameters come first, option groups expanded;
     then the global options named in ``takes`` (``degrade`` takes only --debug and --quiet).
-    The body gets its ``typer.Context`` and ``GlobalOptions`` parameters if it declares them."""
+    The body gets its ``typer.Context`` and ``GlobalOptions`` parameters if it declares them.
+    ``needs_device``: the command computes with torch, so ``--device`` is resolved before its
+    body runs (a missing GPU fails before any work); without it torch is never imported here."""
 
     def register(body: Callable) -> Callable:
         hints = typing.get_type_hints(body, include_extras=True)
@@ -180,7 +193,9 @@ def command(
         def run(ctx: typer.Context, **values: Any) -> Any:
             given = {option: values.pop(option) for option in takes}
             options = (ctx.obj or GlobalOptions()).merged(**given)
-            options.torch_device()  # a bad --device fails before any work
+            options.check_device()
+            if needs_device:
+                options.torch_device()  # a missing GPU fails before any work
             for parameter, group in groups.items():
                 values[parameter] = group(
                     **{field.name: values.pop(field.name) for field in dataclasses.fields(group)}

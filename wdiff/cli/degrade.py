@@ -1,4 +1,4 @@
-"""``wdiff degrade``: a low-resolution copy of a video, as a test input."""
+"""``wdiff degrade``: a low-resolution copy of a video, as a test input; its path on stdout."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from wdiff.cli.app import GlobalOptions, command
 from wdiff.cli.options import FpsOption, InputArgument, OverwriteOption
-from wdiff.cli.printing import note
+from wdiff.cli.printing import note, outputs
 
 
 @command(
@@ -19,6 +19,7 @@ from wdiff.cli.printing import note
         "Example:\n\n  wdiff degrade clip.mp4 --scale 8 -o low.mp4"
     ),
     takes=("debug", "quiet"),
+    needs_device=False,
 )
 def degrade(
     options: GlobalOptions,
@@ -33,3 +34,4 @@ def degrade(
     width, height = degrade_video(input, output, scale, fps=fps, overwrite=overwrite)
     if not options.quiet:
         note(f"wrote {output} ({width}x{height})")
+    outputs([output])

@@ -1,5 +1,6 @@
 """``main``, the ``wdiff`` script: runs the app and maps what it raises to an exit code and one
-line on stderr (tracebacks only with ``--debug``)."""
+line on stderr, always ``wdiff: error: ...`` (a usage error names the command's ``--help``;
+tracebacks only with ``--debug``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import sys
 import traceback
 
 import typer
-from rich.console import Console
 
 from wdiff.cli.app import app
 from wdiff.errors import Interrupted, WdiffError
@@ -23,43 +23,46 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
+def _say(line: str) -> None:
+    """One line on stderr, as given (no markup, no wrapping)."""
+    typer.echo(line, err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wdiff`` script; returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         result = app(args=args, prog_name="wdiff", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == 130:  # Ctrl-C outside the long work: typer turns it into Exit(130), returned
-            err.print("wdiff: interrupted; no output was written", markup=False)
+            _say("wdiff: interrupted; no output was written")
     except click_exceptions.NoArgsIsHelpError as error:
         typer.echo(error.ctx.get_help() if error.ctx else "", err=True)
         code = 2
     except click_exceptions.UsageError as error:
         where = error.ctx.command_path if error.ctx else "wdiff"
-        err.print(f"{where}: error: {error.format_message()} (see '{where} --help')", markup=False)
+        _say(f"wdiff: error: {error.format_message()} (see '{where} --help')")
         code = 2
     except (typer.Abort, KeyboardInterrupt):
-        err.print("wdiff: interrupted; no output was written", markup=False)
+        _say("wdiff: interrupted; no output was written")
         code = 130
     except Interrupted as interrupted:
-        err.print(f"wdiff: interrupted; {interrupted}", markup=False)
+        _say(f"wdiff: interrupted; {interrupted}")
         code = 130
     except WdiffError as error:
         if debug:
             traceback.print_exc()
-        err.print(f"wdiff: error: {_one_line(error)}", markup=False)
+        _say(f"wdiff: error: {_one_line(error)}")
         code = 2
     except typer.Exit as done:
         code = done.exit_code
     except Exception as error:  # internal error: one line, traceback with --debug
         if debug:
             traceback.print_exc()
-        err.print(
-            f"wdiff: internal error: {type(error).__name__}: {error} "
-            "(rerun with --debug for the traceback and report it)",
-            markup=False,
+        _say(
+            f"wdiff: error: internal error: {type(error).__name__}: {error} "
+            "(rerun with --debug for the traceback and report it)"
         )
         code = 1
     if argv is None:

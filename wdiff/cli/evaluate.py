@@ -1,5 +1,6 @@
-"""``wdiff eval``: temporal consistency and fidelity of videos (``wdiff.scoring``), and the
-summary table it prints."""
+"""``wdiff eval``: temporal consistency and fidelity of videos (``wdiff.scoring``), the summary
+table it prints on stderr, and the paths of the files it wrote (``-o``, ``--csv``, ``--plot``)
+on stdout."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from wdiff.cli.options import (
     RaftModelOption,
     RaftWeightsOption,
 )
-from wdiff.cli.printing import feedback, note
+from wdiff.cli.printing import feedback, outputs
 
 
 @command(
@@ -28,7 +29,8 @@ from wdiff.cli.printing import feedback, note
         "flicker, tOF) and, given a reference, fidelity (PSNR, SSIM, MSE) of videos.\n\n"
         "All outputs are scored on one set of flows: --flows, else flows estimated on "
         "--flow-from (e.g. the low-res input, rescaled), else on --reference, else on the first "
-        "output. Prints a summary; -o, --csv and --plot write files.\n\n"
+        "output. Prints a summary on stderr; -o, --csv and --plot write files (their paths go to "
+        "stdout).\n\n"
         "Examples:\n\n"
         "  wdiff eval out.mp4 --reference gt.mp4 --flow-from in.mp4 -o eval.json\n\n"
         "  wdiff eval guided.mp4 unguided.mp4 --flow-from low.mp4 --plot eval.png --csv eval.csv"
@@ -102,15 +104,13 @@ def evaluate(
         overwrite=overwrite,
         device=options.torch_device(),
         feedback=feedback(options.quiet),
-        on_scores=print_summary,
+        on_scores=None if options.quiet else print_summary,
     )
-    if not options.quiet:
-        for path in result.written:
-            note(f"wrote {path}")
+    outputs(result.written)
 
 
 def print_summary(scores: list, document: dict) -> None:
-    """A table of each video's metrics (mean ± std) on stdout, then the metrics skipped."""
+    """A table of each video's metrics (mean ± std) on stderr, then the metrics skipped."""
     from rich.console import Console
     from rich.table import Table
 
@@ -128,7 +128,7 @@ def print_summary(scores: list, document: dict) -> None:
             for k in keys
         ]
         table.add_row(s.name, *cells)
-    console = Console(width=200)
+    console = Console(width=200, stderr=True)
     console.print(table)
     for key, reason in document["skipped"].items():
         console.print(f"skipped {key}: {reason}", style="dim", highlight=False)

@@ -1,4 +1,5 @@
-"""``wdiff finetune``: train a conditional diffusion model (``wdiff.train``)."""
+"""``wdiff finetune``: train a conditional diffusion model (``wdiff.training``); the model's
+path (then the run's log and loss plot) on stdout."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 
 from wdiff.cli.app import GlobalOptions, command
 from wdiff.cli.options import positive
-from wdiff.cli.printing import note
+from wdiff.cli.printing import note, outputs
 from wdiff.errors import Interrupted, WdiffError
 
 
@@ -78,12 +79,15 @@ def finetune(
             summary = run_finetune(settings, report)
         except KeyboardInterrupt:
             raise _interrupted(out, checkpoint_every) from None
-    if summary:
+    if summary:  # the main process only, under accelerate
         result = out if Path(arch).is_dir() else out / "model.safetensors"
-        note(
-            f"{result}: {summary['steps_this_run']} steps in "
-            f"{summary['seconds_this_run']} s on {summary['device']}"
-        )
+        if not options.quiet:
+            note(
+                f"{result}: {summary['steps_this_run']} steps in "
+                f"{summary['seconds_this_run']} s on {summary['device']}"
+            )
+        written = [out / "log.jsonl", out / "loss.png"]
+        outputs([result, *(path for path in written if path.is_file())])
 
 
 def _interrupted(out: Path, checkpoint_every: int) -> Interrupted:

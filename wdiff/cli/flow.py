@@ -1,4 +1,5 @@
-"""``wdiff flow``: a video's optical flows into a safetensors file."""
+"""``wdiff flow``: a video's optical flows into a safetensors file; its path (and the
+``--viz`` video's) on stdout."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from wdiff.cli.options import (
     RaftModelOption,
     RaftWeightsOption,
 )
-from wdiff.cli.printing import feedback, note
+from wdiff.cli.printing import feedback, note, outputs
 
 
 @command(
@@ -83,8 +84,8 @@ def flow(
         feedback=feedback(options.quiet),
     )
     if not options.quiet:
-        note(f"wrote {written.output}" + (" (flows from the cache)" if written.cached else ""))
         for path in written.discarded:
             note(f"discarded a damaged cache entry {path}; recomputed")
-        if written.viz is not None:
-            note(f"wrote {written.viz}")
+        if written.cached:
+            note(f"{written.output}: flows from the cache")
+    outputs([written.output] + ([written.viz] if written.viz is not None else []))

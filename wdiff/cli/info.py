@@ -1,21 +1,23 @@
-"""``wdiff info``: what wdiff sees in a video or frame folder."""
+"""``wdiff info``: what wdiff sees in a video or frame folder, on stdout. It never imports
+torch (``needs_device=False``), so it starts in a fraction of a second."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from wdiff.cli.app import command
 from wdiff.cli.options import FpsOption, InputArgument
+from wdiff.cli.printing import document
 
 
 @command(
     help=(
         "Show what wdiff sees in a video or frame folder: size, frame rate, frames, audio.\n\n"
         "Example:\n\n  wdiff info in.mp4 --json"
-    )
+    ),
+    needs_device=False,
 )
 def info(
     input: InputArgument,
@@ -37,7 +39,7 @@ def info(
         "frame_folder": meta.is_folder,
     }
     if as_json:
-        typer.echo(json.dumps(fields))
+        document(fields)
     else:
         for key, value in fields.items():
             typer.echo(f"{key:>12}: {value}")

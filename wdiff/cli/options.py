@@ -180,6 +180,14 @@ class RestoreOptions:
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the merged settings as YAML and exit.")
     ] = False
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the run's summary (output, report, frames, s/frame, warping errors, "
+            "sizes) as one JSON object on stdout instead of the output's path.",
+        ),
+    ] = False
     resume: Annotated[
         bool,
         typer.Option(

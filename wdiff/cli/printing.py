@@ -1,12 +1,28 @@
-"""What the command line prints on stderr: notes, yellow warnings, and the ``Feedback`` (bars,
-notes, warnings) it hands to library functions; silent with ``--quiet``."""
+"""What the command line prints, and where: ``outputs`` and ``document`` on stdout (for
+scripts: the paths of the files a command wrote, one per line, the main output first; or one
+JSON object); notes, yellow warnings and the ``Feedback`` (bars, notes, warnings) it hands to
+library functions on stderr, silent with ``--quiet``. Errors are ``entry``'s."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
 import typer
-from rich.console import Console
 
 from wdiff.feedback import SILENT, Feedback
+
+
+def outputs(paths: Iterable[Path | str]) -> None:
+    """The files a command wrote, one path per line on stdout, even with ``--quiet``."""
+    for path in paths:
+        typer.echo(str(path))
+
+
+def document(fields: dict) -> None:
+    """One JSON object on one line of stdout (``--json``)."""
+    typer.echo(json.dumps(fields))
 
 
 def note(message: str) -> None:
@@ -14,6 +30,8 @@ def note(message: str) -> None:
 
 
 def warn(message: str) -> None:
+    from rich.console import Console
+
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"wdiff: warning: {message}", style="yellow", markup=False
     )

@@ -1,16 +1,20 @@
 """``wdiff upscale`` and ``wdiff inpaint``: one body (``wdiff.restore.job``), their shared
-options declared once (``options.RestoreOptions``)."""
+options declared once (``options.RestoreOptions``). On stdout: the output's path, or with
+``--json`` the run's summary as one JSON object; the "wrote ..." note goes to stderr."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wdiff.cli.app import GlobalOptions, command
 from wdiff.cli.options import InputArgument, RestoreOptions, output_option
-from wdiff.cli.printing import feedback, note
+from wdiff.cli.printing import document, feedback, note, outputs
+
+if TYPE_CHECKING:
+    from wdiff.restore.job import RestoreResult
 
 _SETTING_OF = {"flow_method": "flow"}  # option parameter -> RestoreSettings field
 
@@ -104,6 +108,33 @@ def _restore(
             f"wrote {result.output} ({result.report['seconds_per_frame']} s/frame{consistency}); "
             f"report {result.report_path}"
         )
+    if restore.as_json:
+        document(run_summary(result))
+    else:
+        outputs([result.output])
+
+
+def run_summary(result: RestoreResult) -> dict:
+    """``--json``: the run in one object, the report without its per-frame rows and settings."""
+    from wdiff.restore.report import report_paths
+
+    report = result.report
+    errors = {key: value for key, value in report.items() if key.startswith("mean_")}
+    return {
+        "output": str(result.output),
+        "report": str(result.report_path),
+        "frames_csv": str(report_paths(result.output)[1]),
+        "task": report["settings"]["task"],
+        "frames": report["input"]["frames"],
+        "input": report["input"],
+        "output_size": report["output_size"],
+        "device": report["device"],
+        "seed": report["settings"]["seed"],
+        "seconds_per_frame": report["seconds_per_frame"],
+        "seconds": report["seconds"],
+        **errors,
+        "peak_memory": report["peak_memory"],
+    }
 
 
 def _given_settings(ctx: typer.Context) -> dict:

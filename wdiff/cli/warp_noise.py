@@ -1,4 +1,5 @@
-"""``wdiff warp-noise``: diffusion noise warped along a video's flows, into a safetensors file."""
+"""``wdiff warp-noise``: diffusion noise warped along a video's flows, into a safetensors file;
+its path (then ``--stats``' and ``--viz``') on stdout."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from wdiff.cli.options import (
     RaftModelOption,
     RaftWeightsOption,
 )
-from wdiff.cli.printing import feedback, note
+from wdiff.cli.printing import feedback, outputs
 
 
 @command(
@@ -100,6 +101,4 @@ def warp_noise(
         device=options.torch_device(),
         feedback=feedback(options.quiet),
     )
-    if not options.quiet:
-        for path in written:
-            note(f"wrote {path}")
+    outputs(written)

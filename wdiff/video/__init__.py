@@ -4,16 +4,20 @@ Frames on disk and in this module are uint8 RGB arrays ``(H, W, 3)`` (a chunk: `
 :func:`frames_to_tensor` and :func:`tensor_to_frames` convert to and from the pipeline's float
 ``(N, 3, H, W)`` tensors in ``[-1, 1]``. Nothing here holds a whole video in memory: readers
 decode on demand, writers encode frame by frame and copy the input's audio alongside.
+
+The names below are imported from their modules when first used (PEP 562), so that reading a
+file's header (``open_video(...).info``, ``wdiff info``) loads PyAV alone: not OpenCV, Pillow
+or NumPy.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wdiff.errors import WdiffError
-from wdiff.video.container import FileVideoReader
-from wdiff.video.images import FrameFolderReader, list_images, read_rgb_image, write_png
 from wdiff.video.info import (
     CONTAINERS,
     DEFAULT_FOLDER_FPS,
@@ -23,9 +27,35 @@ from wdiff.video.info import (
     VideoReader,
     resolve_input,
 )
-from wdiff.video.masks import MaskReader
-from wdiff.video.tensors import frames_to_tensor, tensor_to_frames
-from wdiff.video.writer import VideoWriter, check_video_output
+
+if TYPE_CHECKING:
+    from wdiff.video.container import FileVideoReader
+    from wdiff.video.images import FrameFolderReader, list_images, read_rgb_image, write_png
+    from wdiff.video.masks import MaskReader
+    from wdiff.video.tensors import frames_to_tensor, tensor_to_frames
+    from wdiff.video.writer import VideoWriter, check_video_output
+
+_LAZY = {
+    "FileVideoReader": "container",
+    "FrameFolderReader": "images",
+    "list_images": "images",
+    "read_rgb_image": "images",
+    "write_png": "images",
+    "MaskReader": "masks",
+    "frames_to_tensor": "tensors",
+    "tensor_to_frames": "tensors",
+    "VideoWriter": "writer",
+    "check_video_output": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``wdiff.video.NAME`` for the names in ``_LAZY``: imported from its module on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 def open_video(spec: str | Path, fps: Fraction | float | None = None) -> VideoReader:
@@ -38,7 +68,11 @@ def open_video(spec: str | Path, fps: Fraction | float | None = None) -> VideoRe
     if not path.exists():
         raise WdiffError(f"{path}: no such file or folder; check the path")
     if path.is_dir():
+        from wdiff.video.images import FrameFolderReader
+
         return FrameFolderReader(path, Fraction(fps) if fps else DEFAULT_FOLDER_FPS)
+    from wdiff.video.container import FileVideoReader
+
     return FileVideoReader(path)
 
 

@@ -8,12 +8,15 @@ import re
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
 
 from wdiff.errors import WdiffError
 from wdiff.video.info import VideoInfo, VideoReader
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Set on files we write with odd frame sizes: they are encoded padded to even and cropped back.
 _SIZE_TAG = "wdiff_frame_size"
@@ -55,6 +58,8 @@ class FileVideoReader(VideoReader):
         if self._crop is not None:
             array = array[: self._crop[1], : self._crop[0]]
         if self.info.rotation:
+            import numpy as np
+
             array = np.ascontiguousarray(np.rot90(array, k=self.info.rotation // 90))
         return array
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from wdiff.errors import WdiffError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -65,6 +67,8 @@ class VideoReader:
 
     def chunks(self, size: int, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         """Yield ``(n, H, W, 3)`` uint8 chunks of at most ``size`` frames."""
+        import numpy as np
+
         batch: list[np.ndarray] = []
         for frame in self.frames(start, count):
             batch.append(frame)
