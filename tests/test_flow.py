@@ -38,7 +38,7 @@ def moved_clip(request, tmp_path_factory):
     folder, truth = moved_photo_clip(tmp_path_factory.mktemp("clip") / "frames", request.param)
     reader = open_video(folder)
     field, _ = flows.estimate_video_flows(reader, flows.make_estimator("dis"))
-    return reader, field, truth
+    return reader, field.in_memory(), truth
 
 
 def interior(tensor):
@@ -146,7 +146,7 @@ def test_second_call_is_served_from_the_cache(tmp_path):
     assert hit
     assert cold / warm >= 20, f"cold {cold:.3f}s, warm {warm:.3f}s"
     for name in ("forward", "backward", "valid_forward", "valid_backward"):
-        torch.testing.assert_close(getattr(first, name), getattr(second, name))
+        torch.testing.assert_close(getattr(first, name)[:], getattr(second, name)[:])
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -155,6 +155,7 @@ def test_damaged_cache_entry_is_recomputed(tmp_path, damage):
     estimator = flows.make_estimator("dis", dis_preset="fast")
     cache = flows.TensorCache(tmp_path / "cache")
     reference, _ = flows.estimate_video_flows(reader, estimator, cache=cache)
+    reference = reference.in_memory()  # read before the entry it is read from is damaged
     (entry,) = (tmp_path / "cache" / "flow").iterdir()
     raw = bytearray(entry.read_bytes())
     if damage == "truncate":
@@ -164,8 +165,8 @@ def test_damaged_cache_entry_is_recomputed(tmp_path, damage):
     entry.write_bytes(bytes(raw))
     again, hit = flows.estimate_video_flows(reader, estimator, cache=cache)
     assert not hit and cache.discarded == [entry]
-    torch.testing.assert_close(again.forward, reference.forward)
-    assert flows.TensorCache(tmp_path / "cache").load(next(iter([entry.stem]))) is not None
+    torch.testing.assert_close(again.forward[:], reference.forward[:])
+    assert flows.TensorCache(tmp_path / "cache").open(entry.stem) is not None
 
 
 def test_raft_loads_a_local_weights_file_and_runs(tmp_path):
@@ -258,5 +259,5 @@ def test_flow_inside_a_mask_is_completed(tmp_path):
     assert code == 0
     field = flows.FlowField.load(out)
     inside = torch.from_numpy(mask > 0)
-    error = (field.forward - truth).norm(dim=1)[:, inside]
+    error = (field.forward[:] - truth).norm(dim=1)[:, inside]
     assert float(error.mean()) < 0.5

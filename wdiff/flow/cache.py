@@ -1,7 +1,10 @@
 """Disk cache of computed flows, keyed by the video's content and the estimator's settings.
 
-Entries are safetensors files written atomically; their metadata carries a checksum of the
-tensor bytes, so a truncated or corrupted entry is detected, discarded and recomputed.
+Entries are safetensors files read a row (a frame pair) at a time (``tensor_file``). Their
+metadata carries one checksum per row, over that row of every tensor, so an entry is written a
+row at a time (``ChecksummedWriter``, through ``store.RowSink``) and a truncated or corrupted
+one is detected (``TensorCache.open`` checks every row, a row at a time), discarded and
+recomputed.
 """
 
 from __future__ import annotations
@@ -10,15 +13,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from wdiff.errors import WdiffError
-from wdiff.outputs import save_tensors
+from wdiff.tensor_file import RowWriter, Specs, TensorFile, tensor_bytes
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 1: whole tensors, one checksum
+CHECKSUMS = "checksums"  # metadata: one hex digest per row, comma-separated
+DIGEST_SIZE = 20
 
 
 def default_cache_dir() -> Path:
@@ -42,18 +46,58 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.blake2b(digest_size=20)
-    for name in sorted(tensors):
-        tensor = tensors[name].contiguous().cpu()
+def rows_digest(rows: dict[str, torch.Tensor]) -> str:
+    """Checksum of one row of each tensor (``name -> row``): names sorted, shapes, bytes."""
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    for name in sorted(rows):
+        row = rows[name]
         digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(str(tuple(row.shape)).encode())
+        digest.update(tensor_bytes(row).numpy() if row.numel() else b"")
     return digest.hexdigest()
 
 
+class ChecksummedWriter:
+    """A ``RowWriter`` fed the same rows of every tensor at once (``write``), keeping each row's
+    checksum; ``finish`` puts them into the metadata. Every tensor has ``rows`` rows."""
+
+    def __init__(self, handle: BinaryIO, specs: Specs, metadata: dict[str, str] | None = None):
+        (self.rows,) = {shape[0] for _, shape in specs.values()}
+        self.handle, self.metadata = handle, dict(metadata or {})
+        self._sums = ["0" * 2 * DIGEST_SIZE] * self.rows  # same length: rewritten in place
+        self._writer = RowWriter(handle, specs, self._with_sums())
+
+    def write(self, start: int, rows: dict[str, torch.Tensor]) -> None:
+        """Rows ``start..start+n-1`` of every tensor (``name -> (n, ...)``)."""
+        for name, tensor in rows.items():
+            self._writer.write(name, start, tensor)
+        (count,) = {tensor.shape[0] for tensor in rows.values()}
+        for index in range(count):
+            self._sums[start + index] = rows_digest({n: t[index] for n, t in rows.items()})
+
+    def finish(self) -> None:
+        self._writer.rewrite_metadata(self._with_sums())
+        self.handle.flush()
+
+    def _with_sums(self) -> dict[str, str]:
+        return {**self.metadata, CHECKSUMS: ",".join(self._sums)}
+
+
+def verified(file: TensorFile) -> bool:
+    """Whether every row of ``file`` matches its checksum (read a row at a time)."""
+    names = file.names()
+    sums = file.metadata.get(CHECKSUMS, "").split(",")
+    if not names or any(file.shape(name)[0] != len(sums) for name in names):
+        return False
+    return all(
+        rows_digest({name: file.read(name, index, index + 1)[0] for name in names}) == expected
+        for index, expected in enumerate(sums)
+    )
+
+
 class TensorCache:
-    """A folder of checksummed safetensors entries; ``None`` as folder disables it."""
+    """A folder of safetensors entries with a checksum per row, opened checked (``open``) and
+    written by ``store.RowSink``; ``None`` as folder disables it."""
 
     def __init__(self, folder: Path | None, kind: str = "flow"):
         self.folder = Path(folder) / kind if folder is not None else None
@@ -69,35 +113,24 @@ class TensorCache:
     def path(self, key: str) -> Path | None:
         return None if self.folder is None else self.folder / f"{key}.safetensors"
 
-    def load(self, key: str) -> dict[str, torch.Tensor] | None:
-        """The entry's tensors, or None when absent or damaged (a damaged one is deleted)."""
+    def open(self, key: str) -> TensorFile | None:
+        """The entry, opened for reading rows after every row's checksum was checked; None
+        when absent or damaged (a damaged one is deleted and listed in ``discarded``)."""
         path = self.path(key)
         if path is None or not path.is_file():
             return None
+        file = None
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as handle:
-                expected = (handle.metadata() or {}).get("checksum")
-            tensors = load_file(str(path))
-            if expected is None or tensors_digest(tensors) != expected:
-                raise ValueError("checksum mismatch")
-        except (SafetensorError, ValueError, OSError, RuntimeError):
-            self.discarded.append(path)
-            path.unlink(missing_ok=True)
-            return None
-        return tensors
-
-    def store(self, key: str, tensors: dict[str, torch.Tensor], **metadata: str) -> None:
-        path = self.path(key)
-        if path is None:
-            return
-        tensors = {name: tensor.contiguous().cpu() for name, tensor in tensors.items()}
-        metadata = {**metadata, "checksum": tensors_digest(tensors)}
-        try:  # the cache only saves time: a failed write costs the entry, not the run
-            save_tensors(tensors, path, metadata)
-        except (OSError, SafetensorError, WdiffError) as error:
-            self.unwritten.append(f"{path}: {error}")
+            file = TensorFile.open(path)
+            if verified(file):
+                return file
+        except (ValueError, KeyError, TypeError, OSError):
+            pass
+        if file is not None:
+            file.close()
+        self.discarded.append(path)
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _check_writable(given: Path, folder: Path) -> None:

@@ -57,7 +57,7 @@ def write_video_flows(
     cache = flow.cache()
     flows, cached = video_flows(reader, estimator, cache, flow.method, feedback)
     if masks is not None:
-        flows = complete_field(flows, list(masks.frames()))
+        flows = complete_field(flows, masks.frames())
     flows.save(output)
     if viz is not None:
         write_flow_video(reader, flows, viz)

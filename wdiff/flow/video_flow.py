@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +13,9 @@ from wdiff.errors import WdiffError
 from wdiff.feedback import SILENT, Feedback
 from wdiff.flow.cache import TensorCache, content_digest, default_cache_dir
 from wdiff.flow.estimators import make_estimator
-from wdiff.flow.field import FlowField
+from wdiff.flow.field import FlowField, field_specs
 from wdiff.flow.ops import complete_in_mask, consistency_mask
+from wdiff.flow.store import RowSink
 from wdiff.video import VideoInfo, VideoReader
 
 
@@ -35,8 +36,9 @@ def estimate_video_flows(
 ) -> tuple[FlowField, bool]:
     """Forward/backward flows and validity masks between consecutive frames of ``reader``.
 
-    Returns the field and whether it came from the cache. ``advance(n)`` is called as pairs
-    are done.
+    Returns the field, read lazily from its cache entry (or, without a cache, from an unnamed
+    scratch file), and whether it came from the cache. Pairs are estimated, checked and written
+    ``batch`` at a time. ``advance(n)`` is called as pairs are done.
     """
     info = reader.info
     check_enough_frames(info)
@@ -52,68 +54,82 @@ def estimate_video_flows(
     key = None
     if cache is not None and cache.folder is not None:
         key = cache.key(video=content_digest(info.path), estimator=estimator.key)
-        cached = cache.load(key)
-        if cached is not None:
+        entry = cache.open(key)
+        if entry is not None:
             if advance:
                 advance(info.frame_count - 1)
-            return FlowField.from_tensors(cached, **metadata), True
-
+            return FlowField.from_file(entry, **metadata), True
     pairs = info.frame_count - 1
-    shape = (pairs, 2, info.height, info.width)
-    forward = torch.empty(shape, dtype=torch.float32)
-    backward = torch.empty(shape, dtype=torch.float32)
+    specs = field_specs(pairs, info.width, info.height)
+    with RowSink(specs, cache=cache, key=key) as sink:
+        for start, rows in _estimated_pairs(reader, estimator, batch):
+            sink.write(start, rows)
+            if advance:
+                advance(rows["forward"].shape[0])
+        if sink.done != pairs:
+            raise WdiffError(
+                f"{info.path}: decoded {sink.done + 1} frames, expected {info.frame_count}"
+            )
+        file = sink.finish()
+    return FlowField.from_file(file, **metadata), False
+
+
+def _estimated_pairs(
+    reader: VideoReader, estimator, batch: int
+) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    """(first pair, the four tensors of the pairs of the next ``batch`` frames)."""
     done = 0
     previous: np.ndarray | None = None
     for chunk in reader.chunks(batch):
         frames = chunk if previous is None else np.concatenate([previous[None], chunk])
         if len(frames) >= 2:
             firsts, seconds = frames[:-1], frames[1:]
-            count = len(firsts)
-            forward[done : done + count] = estimator(firsts, seconds)
-            backward[done : done + count] = estimator(seconds, firsts)
-            done += count
-            if advance:
-                advance(count)
+            forward = estimator(firsts, seconds).float().contiguous()
+            backward = estimator(seconds, firsts).float().contiguous()
+            yield done, _with_validity(forward, backward)
+            done += len(firsts)
         previous = frames[-1]
-    if done != pairs:
-        raise WdiffError(f"{info.path}: decoded {done + 1} frames, expected {info.frame_count}")
-    valid_forward = torch.empty((pairs, 1, info.height, info.width), dtype=torch.bool)
-    valid_backward = torch.empty_like(valid_forward)
-    for start in range(0, pairs, batch):
-        part = slice(start, start + batch)
-        valid_forward[part] = consistency_mask(forward[part], backward[part])
-        valid_backward[part] = consistency_mask(backward[part], forward[part])
-    field = FlowField.from_tensors(
-        {
-            "forward": forward,
-            "backward": backward,
-            "valid_forward": valid_forward,
-            "valid_backward": valid_backward,
-        },
-        **metadata,
-    )
-    if key is not None:
-        cache.store(key, field.tensors())
-    return field, False
 
 
-def complete_field(field: FlowField, masks: list[np.ndarray] | torch.Tensor) -> FlowField:
-    """Fill the flows inside inpainting masks (bool per frame, True = missing) and re-test validity.
+def _with_validity(forward: torch.Tensor, backward: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {
+        "forward": forward,
+        "backward": backward,
+        "valid_forward": consistency_mask(forward, backward),
+        "valid_backward": consistency_mask(backward, forward),
+    }
+
+
+def complete_field(field: FlowField, masks: Iterable[np.ndarray | torch.Tensor]) -> FlowField:
+    """Fill the flows inside inpainting masks (bool ``(H, W)`` per frame, in order, True =
+    missing; e.g. ``MaskReader.frames()``) and re-test validity, a pair at a time.
 
     ``forward[j]`` lives on frame j's pixels and ``backward[j]`` on frame j+1's, so each is
-    completed with its own frame's mask.
+    completed with its own frame's mask. The result is read lazily from a scratch file beside
+    ``field``'s file (or in the temporary folder).
     """
-    holes = torch.as_tensor(np.stack(masks) if isinstance(masks, list) else masks)
-    holes = holes.reshape(holes.shape[0], 1, *holes.shape[-2:]).bool()
-    forward = complete_in_mask(field.forward, holes[:-1])
-    backward = complete_in_mask(field.backward, holes[1:])
-    return FlowField(
-        forward=forward,
-        backward=backward,
-        valid_forward=consistency_mask(forward, backward),
-        valid_backward=consistency_mask(backward, forward),
-        metadata={**field.metadata, "completed_in_mask": "true"},
-    )
+    holes = (_hole(mask) for mask in masks)
+    width, height = field.size
+    specs = field_specs(field.pairs, width, height)
+    with RowSink(specs, folder=field.folder) as sink:
+        previous = next(holes, None)
+        for index in range(field.pairs):
+            hole = next(holes, None)
+            if previous is None or hole is None:
+                raise ValueError(f"fewer masks than the field's {field.pairs + 1} frames")
+            pair = slice(index, index + 1)
+            forward = complete_in_mask(field.forward[pair], previous)
+            backward = complete_in_mask(field.backward[pair], hole)
+            sink.write(index, _with_validity(forward, backward))
+            previous = hole
+        file = sink.finish()
+    return FlowField.from_file(file, **{**field.metadata, "completed_in_mask": "true"})
+
+
+def _hole(mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """One frame's mask -> bool ``(1, 1, H, W)``."""
+    hole = torch.as_tensor(np.asarray(mask))
+    return hole.reshape(1, 1, *hole.shape[-2:]).bool()
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,12 @@ def flow_colours(flow: torch.Tensor, max_norm: float) -> np.ndarray:
 
 
 def write_flow_video(reader: VideoReader, field: FlowField, path: Path) -> None:
-    """Write frame j beside the colour picture of ``forward[j]`` (N-1 frames, input's fps)."""
-    max_norm = float(field.forward.norm(dim=1).max())
+    """Write frame j beside the colour picture of ``forward[j]`` (N-1 frames, input's fps).
+
+    Two passes over the flows, a pair at a time: the largest vector, then the pictures."""
+    max_norm = max(
+        float(rows["forward"].norm(dim=1).max()) for _, rows in field.batches(names=("forward",))
+    )
     with VideoWriter(path, reader.info.fps) as writer:
         for index, frame in enumerate(reader.frames(count=field.pairs)):
             colours = flow_colours(field.forward[index : index + 1], max_norm)[0]

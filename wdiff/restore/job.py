@@ -221,7 +221,7 @@ def _flows(
         return None
     field, _ = video_flows(reader, estimator, cache, label, feedback)
     if masks is not None:
-        field = complete_field(field, list(masks.frames()))
+        field = complete_field(field, masks.frames())
     return field
 
 
