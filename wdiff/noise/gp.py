@@ -6,7 +6,10 @@ noise is ``xi`` evaluated at a *position map*: frame 0 at the grid itself, frame
 Cells whose backward flow is invalid get positions of their own (fresh noise): the continued
 map moved into a copy of the plane far away where nothing on screen clashes
 (:func:`wdiff.noise.planes.rehome`); with ``extend=True`` they keep the continuous extension
-(the map followed outside the frame). Direct evaluation costs O(cells * J); the fast path
+(the map followed outside the frame). Where the motion squeezes or stretches the map beyond
+``max_stretch`` (1.5: a singular value of its local Jacobian outside [1/1.5, 1.5]), cells are
+born again at their own grid cell, so the noise stays unit-scale instead of streaking (#19,
+docs/guidance.md). Direct evaluation costs O(cells * J); the fast path
 (:class:`wdiff.noise.tiles.TileBank`) reads each position from 4 x 4 spline coefficients of a
 tile of the plane.
 """
@@ -46,6 +49,7 @@ class GPWarper(Warper):
         fast: bool = True,
         oversample: int = 4,
         tile: int = 32,
+        max_stretch: float | None = 1.5,
     ):
         self.feature_count = features
         self.length_scale = length_scale
@@ -54,6 +58,7 @@ class GPWarper(Warper):
         self.fast = fast
         self.oversample = oversample
         self.tile = tile
+        self.max_stretch = max_stretch
         self._bank: TileBank | None = None
         self._bank_seed: tuple | None = None
 
@@ -124,11 +129,36 @@ class GPWarper(Warper):
         moved = torch.where(seam, nearest, smooth)
         if not self.extend:
             births = ~motion.valid_backward.expand_as(moved[:, :1])[:, 0]
+            if self.max_stretch is not None:  # over-stretched: fresh unit-spaced noise
+                worn = ~seam[:, 0] & distorted(moved, self.max_stretch)
+                moved = torch.where(worn[:, None], grid, moved)
+                births = births | worn
             if births.any():
                 moved = rehome(moved, births)
         next_state = NoiseState(frame, torch.empty(0), state.seed, GPState(moved))
         next_state.noise = self.evaluate(next_state, state.noise.shape[1])
         return next_state
+
+
+def distorted(positions: torch.Tensor, max_stretch: float) -> torch.Tensor:
+    """Cells (B, h, w) True where the position map ``positions`` (B, 2, h, w) is stretched or
+    compressed beyond ``max_stretch``: a singular value of its local Jacobian (forward
+    differences to the right and down neighbours, the last row and column repeating their
+    neighbour's) outside [1 / max_stretch, max_stretch]. Jumps over 2 cells (seams between
+    generations) count as neither."""
+    dx = positions[..., :, 1:] - positions[..., :, :-1]
+    dy = positions[..., 1:, :] - positions[..., :-1, :]
+    dx = torch.cat([dx, dx[..., -1:]], dim=-1)
+    dy = torch.cat([dy, dy[..., -1:, :]], dim=-2)
+    # singular values of the 2 x 2 Jacobian [dx dy] in closed form (a batched SVD is slow on GPUs)
+    squares = dx.pow(2).sum(dim=1) + dy.pow(2).sum(dim=1)
+    determinant = (dx[:, 0] * dy[:, 1] - dx[:, 1] * dy[:, 0]).abs()
+    gap = (squares.pow(2) - 4 * determinant.pow(2)).clamp_min(0).sqrt()
+    largest = ((squares + gap) / 2).sqrt()
+    smallest = determinant / largest.clamp_min(1e-12)
+    seam = (dx.abs().amax(dim=1) > 2.0) | (dy.abs().amax(dim=1) > 2.0)
+    out = (largest > max_stretch) | (smallest < 1 / max_stretch)
+    return out & ~seam
 
 
 def _grid(batch: int, height: int, width: int, device) -> torch.Tensor:
