@@ -32,16 +32,19 @@ demo: setup
 		--viz $(DEMO_OUT)/bunny.flow.mp4 --overwrite
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
-# The shipped models (docs/models.md): GP noise, then copied into the package.
-SR_STEPS ?= 4000
+# The shipped models (docs/models.md): GP noise, then copied into the package. SR trains on
+# --data photos (photographs from Debian packages: make photo-data, as root), inpainting on
+# the samples that ship in PyPI packages.
+SR_STEPS ?= 6000
 INPAINT_STEPS ?= 1000
 RUNS ?= runs
-train-builtin: setup
+train-builtin: setup photo-data
 	for task in sr inpaint; do \
 		steps=$$(test $$task = sr && echo $(SR_STEPS) || echo $(INPAINT_STEPS)); \
+		data=$$(test $$task = sr && echo photos || echo samples); \
 		resume=$$(test -f $(RUNS)/$$task-gp/checkpoint/state.json && echo --resume); \
-		$(BIN)/wdiff finetune --task $$task --noise gp --data samples --steps $$steps \
-			--out $(RUNS)/$$task-gp $$resume || exit 1; \
+		WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --task $$task --noise gp \
+			--data $$data --steps $$steps --out $(RUNS)/$$task-gp $$resume || exit 1; \
 		mkdir -p wdiff/models/weights; \
 		cp $(RUNS)/$$task-gp/model.safetensors wdiff/models/weights/$$task.safetensors; \
 	done
