@@ -74,6 +74,7 @@ def measure(work: Path, count: int, size: tuple[int, int], args: argparse.Namesp
     )
     output = work / f"out{count}.mp4"
     upscale = ["upscale", str(clip), "--scale", str(scale), "--steps", "1", "--tile", args.tile]
+    upscale += ["--noise", args.noise]
     peak, seconds = peak_rss_gib([*common, *upscale, "-o", str(output)], env)
     report = json.loads(output.with_suffix(".report.json").read_text())
     row = {
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--tile", default="auto")
     parser.add_argument("--device", default="cpu", help="wdiff's --device (peaks are CPU RSS)")
+    parser.add_argument("--noise", default="gp", help="upscale's --noise")
     parser.add_argument("--long", action="store_true", help="1,000 frames at 1920x1080 output")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -117,7 +119,7 @@ def main() -> None:
         "benchmark": "memory",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "command": f"wdiff --device {args.device} upscale --scale {args.scale} --steps 1 "
-        f"--tile {args.tile}",
+        f"--tile {args.tile} --noise {args.noise}",
         "rows": rows,
         "longest_over_shortest": ratios,
         "within_10_percent": ratios["upscale"] <= LIMIT,
