@@ -84,10 +84,16 @@ def finetune(
         if not options.quiet:
             note(
                 f"{result}: {summary['steps_this_run']} steps in "
-                f"{summary['seconds_this_run']} s on {summary['device']}"
+                f"{summary['seconds_this_run']} s on {summary['device']}, "
+                f"{_processes(summary.get('processes', 1))}"
             )
         written = [out / "log.jsonl", out / "loss.png"]
         outputs([result, *(path for path in written if path.is_file())])
+
+
+def _processes(count: int) -> str:
+    """The closing line's process count: ``accelerate launch`` may start fewer than asked."""
+    return "1 process" if count == 1 else f"{count} processes (accelerate)"
 
 
 def _interrupted(out: Path, checkpoint_every: int) -> Interrupted:
