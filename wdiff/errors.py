@@ -8,6 +8,17 @@ class WdiffError(Exception):
     """
 
 
+class DiskFull(WdiffError):
+    """A write refused by a full disk, a quota or a read-only file system; the message names the
+    file. A restore's ``advice`` adds what its resume state keeps (``--resume`` continues)."""
+
+    def __init__(
+        self, path, reason: str, advice: str = "free some space there or choose another -o"
+    ):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: could not be written ({reason}); {advice}")
+
+
 class Interrupted(Exception):
     """Ctrl-C during long work: the CLI prints ``wdiff: interrupted; <message>`` and exits 130.
 

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from wdiff.errors import WdiffError
+from wdiff.errors import DiskFull, WdiffError
 
 # Write failures the user fixes by making room or writing elsewhere, not bugs.
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
@@ -87,19 +87,29 @@ def atomic_output(target: Path) -> Iterator[Path]:
     _remove(temporary)
     try:
         yield temporary
+        if not temporary.exists():
+            raise RuntimeError(f"{temporary} was not written")
+        _rename(temporary, target)
     except OSError as error:
         _remove(temporary)
-        if error.errno in DISK_ERRORS:
-            raise WdiffError(
-                f"{target}: could not be written ({os.strerror(error.errno)}); free some space "
-                "or write elsewhere"
-            ) from error
-        raise
+        mapped = disk_error(target, error)
+        if mapped is error:
+            raise
+        raise mapped from error
     except BaseException:
         _remove(temporary)
         raise
-    if not temporary.exists():
-        raise RuntimeError(f"{temporary} was not written")
+
+
+def disk_error(target: Path, error: OSError) -> OSError | DiskFull:
+    """``error`` writing ``target`` as a ``DiskFull`` when it is a full disk, quota or read-only
+    file system (one line naming ``target`` and the fix), else ``error`` itself."""
+    if error.errno not in DISK_ERRORS:
+        return error
+    return DiskFull(target, os.strerror(error.errno))
+
+
+def _rename(temporary: Path, target: Path) -> None:
     if temporary.is_dir() and target.exists():
         trash = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, trash)
@@ -107,7 +117,7 @@ def atomic_output(target: Path) -> Iterator[Path]:
         _remove(trash)
     else:
         os.chmod(temporary, 0o666 & ~_umask())  # some writers create 0600 temporaries
-        os.replace(temporary, target)
+        os.replace(temporary, target)  # onto a folder: IsADirectoryError, the temporary removed
 
 
 def _umask() -> int:
@@ -134,8 +144,9 @@ def save_tensors(tensors: dict, target: Path, metadata: dict[str, str] | None = 
         try:
             save_file(tensors, str(temporary), metadata=metadata)
         except SafetensorError as error:
-            found = re.search(r"os error (\d+)", str(error))
+            # "... (os error 28)", or in older versions "IoError(Os { code: 28, ... })"
+            found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(error))
             if found is None:
                 raise
-            number = int(found[1])
+            number = int(found[1] or found[2])
             raise OSError(number, os.strerror(number), str(temporary)) from error

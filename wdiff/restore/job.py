@@ -24,10 +24,11 @@ import torch
 
 from wdiff import __version__
 from wdiff.config import RestoreSettings, merge_settings, settings_yaml
-from wdiff.errors import Interrupted, WdiffError
+from wdiff.errors import DiskFull, Interrupted, WdiffError
 from wdiff.feedback import SILENT, Feedback
 from wdiff.flow import FlowField, FlowOptions, TensorCache, complete_field, video_flows
 from wdiff.flow.cache import content_digest
+from wdiff.locks import output_lock
 from wdiff.outputs import check_output, default_output
 from wdiff.restore import models  # models.load_denoiser looked up at each run (tests wrap it)
 from wdiff.restore.loop import restore
@@ -133,15 +134,19 @@ def run_restore(
 ) -> RestoreResult:
     """Restore ``job`` on ``device``; the report also goes to ``OUT.report.json`` and
     ``OUT.frames.csv``. The resume state ``.OUT.resume/`` is removed once the run is done."""
-    settings, output = job.settings, job.output
-    check_video_output(output)
-    for path in (output, *report_paths(output)):
+    check_video_output(job.output)
+    for path in (job.output, *report_paths(job.output)):
         check_output(path, job.inputs, job.overwrite)
+    with output_lock(job.output, feedback.note):  # one run per output (and its resume state)
+        return _run_locked(job, torch.device(device), feedback)
+
+
+def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> RestoreResult:
+    settings, output = job.settings, job.output
     reader = open_video(job.source, fps=job.fps)
     check_video_output(output, reader.info.frame_count)
     masks = MaskReader(job.mask, reader.info, settings.mask_dilate) if job.mask else None
     run_state = _run_state(job, feedback)
-    device = torch.device(device)
     flow = FlowOptions(
         settings.flow,
         raft_model=settings.raft_model,
@@ -160,7 +165,17 @@ def run_restore(
     stages["flow"] = time.perf_counter() - began
     label = f"upscale x{settings.scale}" if settings.task == "sr" else "inpaint"
     bars = feedback.frame_bars(f"{label} (frames)", reader.info.frame_count, settings.steps)
-    with bars as (advance, on_step), _memory_advice(settings, reader.info), _resume_hint(run_state):
+    written: list[Path] = []  # the report, written before the video is renamed into place
+
+    def write(report: dict) -> None:
+        written.extend(write_report(report, output))
+
+    with (
+        bars as (advance, on_step),
+        _memory_advice(settings, reader.info),
+        _resume_hint(run_state),
+        _removed_unless_done(written),
+    ):
         report = restore(
             reader,
             field,
@@ -174,10 +189,11 @@ def run_restore(
             run_state,
             on_step,
             _tile_warning(feedback.warn),
+            on_report=write,
+            warn=feedback.warn,
         )
-    json_path, _ = write_report(report, output)
     run_state.remove()
-    return RestoreResult(output, report, json_path)
+    return RestoreResult(output, report, written[0])
 
 
 def _run_state(job: RestoreJob, feedback: Feedback) -> RunState:
@@ -226,10 +242,29 @@ def _flows(
 
 
 @contextlib.contextmanager
-def _resume_hint(run_state: RunState) -> Iterator[None]:
-    """Ctrl-C -> ``Interrupted`` saying how many frames are kept and how to continue."""
+def _removed_unless_done(paths: list[Path]) -> Iterator[None]:
+    """Remove ``paths`` (the report) when the block fails: no report without its video."""
     try:
         yield
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _resume_hint(run_state: RunState) -> Iterator[None]:
+    """Ctrl-C -> ``Interrupted`` saying how many frames are kept and how to continue; a full
+    disk -> its one line, with how to continue."""
+    try:
+        yield
+    except DiskFull as error:
+        done = run_state.frames_done()
+        if not done:
+            raise
+        kept = f"{done} finished frame{'s' if done > 1 else ''}"
+        advice = f"free some space there and rerun with --resume (it keeps {kept})"
+        raise DiskFull(error.path, error.reason, f"{advice}, or choose another -o") from error
     except KeyboardInterrupt:
         done = run_state.frames_done()
         if not done:

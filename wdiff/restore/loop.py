@@ -35,6 +35,8 @@ def restore(
     run_state=None,
     on_step: Callable[[int], None] | None = None,
     on_tile: Callable[[int, int, int], None] | None = None,
+    on_report: Callable[[dict], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict:
     """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
     report (written as ``OUT.report.json`` and ``OUT.frames.csv`` by ``write_report``).
@@ -51,6 +53,10 @@ def restore(
     (``restore.tiles.TilePolicy``), and ``on_tile(frame, old, new)`` told (output pixels per
     side, 0 = whole frames). Each report row records its frame's tile; the resume state the
     current one, so a resumed run keeps it.
+
+    ``on_report(report)`` is called after the last frame, before the video is renamed into
+    place (``job`` writes the report files there, so a complete output always has them).
+    ``warn`` hears what the output could not keep of the input's streams.
     """
     from wdiff.video import VideoWriter, tensor_to_frames
 
@@ -78,7 +84,16 @@ def restore(
     report = ReportRows(denoiser.scale if denoiser.space == "latent" else None, resumed.rows)
     report.temporal.load_state_tensors(resumed.parts["report"], device)
     frame_count = reader.info.frame_count
-    with VideoWriter(output, reader.info.fps, crf=settings.crf, audio_from=reader.info) as writer:
+    writer = VideoWriter(
+        output,
+        reader.info.fps,
+        crf=settings.crf,
+        source=reader.info,  # colour, depth, frame times, audio and subtitles kept
+        codec=settings.codec,
+        pix_fmt=settings.pix_fmt,
+        warn=warn,
+    )
+    with writer:
         if start:
             for frame in checkpoint.kept_frames(start):
                 writer.write(frame)
@@ -105,12 +120,14 @@ def restore(
             checkpoint.save(index, encoded[0], report.rows, parts)
             if advance:
                 advance(1)
-    rows = report.rows
-    stage_seconds["sample_and_write"] = sum(row["seconds"] for row in rows)
-    summary = summarise(settings, rows, stage_seconds, device, reader.info, output, plan.size)
-    summary["tiling"] = {
-        "tile": settings.tile,
-        "tile_used": rows[-1]["tile"] if rows else 0,
-        "overlap_used": tiles.overlap_pixels(),
-    }
+        rows = report.rows
+        stage_seconds["sample_and_write"] = sum(row["seconds"] for row in rows)
+        summary = summarise(settings, rows, stage_seconds, device, reader.info, output, plan.size)
+        summary["tiling"] = {
+            "tile": settings.tile,
+            "tile_used": rows[-1]["tile"] if rows else 0,
+            "overlap_used": tiles.overlap_pixels(),
+        }
+        if on_report:
+            on_report(summary)
     return summary

@@ -1,0 +1,124 @@
+"""Faults while wdiff works: two runs on one output, a cache entry that lies, a full disk at
+each write of a run, a kept frame changed behind the run's back, Ctrl-C pressed twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from media import make_clip, pattern
+from processes import start_wdiff
+
+from wdiff import flow as flows
+from wdiff.cli import main
+from wdiff.locks import lock_path, output_lock
+from wdiff.resume import STATE_FILE, resume_folder
+
+FRAMES = 6
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return make_clip(tmp_path / "low.mp4", frames=FRAMES, size=(32, 24), audio=False)
+
+
+def upscale(clip: Path, model: Path, output: Path, *extra: str) -> list[str]:
+    """The fastest upscale there is: 32x24 -> 64x48, one step, the tiny random model."""
+    args = ["upscale", str(clip), "--scale", "2", "--steps", "1", "--model", str(model)]
+    return [*args, "--no-cache", "--quiet", "-o", str(output), *extra]
+
+
+def frames_done(output: Path) -> int:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(resume_folder(output) / STATE_FILE), framework="pt") as handle:
+            return int(handle.metadata()["frames_done"])
+    except Exception:  # not written yet, or being replaced
+        return 0
+
+
+def no_leftovers(folder: Path) -> list[str]:
+    """Temporaries, locks and resume folders left in ``folder`` (should be none)."""
+    return [
+        p.name
+        for p in folder.iterdir()
+        if ".partial-" in p.name or p.name.endswith((".lock", ".resume"))
+    ]
+
+
+# --- two runs on one output ----------------------------------------------------------------
+
+
+@pytest.mark.slow  # two runs of a 6-frame clip, one in a child process
+def test_a_second_run_on_the_same_output_is_refused_and_the_first_completes(
+    tmp_path, clip, sr_model, capfd
+):
+    whole = tmp_path / "whole.mp4"
+    assert main(upscale(clip, sr_model, whole)) == 0
+    out = tmp_path / "out.mp4"
+    first = start_wdiff(upscale(clip, sr_model, out), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while frames_done(out) < 1 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGSTOP)  # held mid-run, lock and all, while the others try
+    try:
+        assert frames_done(out) >= 1 and first.poll() is None
+        capfd.readouterr()
+        for extra in ([], ["--overwrite"], ["--resume"]):
+            assert main(upscale(clip, sr_model, out, *extra)) == 2
+            err = capfd.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"process {first.pid}" in err[0], err
+            assert "-o" in err[0]
+        assert (resume_folder(out) / STATE_FILE).is_file()  # --overwrite deleted nothing
+        assert lock_path(out).read_text().strip() == str(first.pid)  # nor wrote the lock
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=240) == 0, first.stderr.read()
+    assert out.read_bytes() == whole.read_bytes()
+    assert (tmp_path / "out.report.json").is_file()
+    assert no_leftovers(tmp_path) == []
+
+
+def test_a_run_is_refused_while_the_lock_is_held(tmp_path, clip, sr_model, capfd):
+    """The lock held here (another open file, as another process would): refused at once,
+    before any work, naming the holder; released, the same command runs."""
+    out = tmp_path / "out.mp4"
+    with output_lock(out):
+        assert main(upscale(clip, sr_model, out)) == 2
+        err = capfd.readouterr().err
+        assert f"another wdiff run (process {os.getpid()}) is writing it" in err
+        assert not resume_folder(out).exists() and not out.exists()
+    assert not lock_path(out).exists()
+    assert main(upscale(clip, sr_model, out)) == 0
+    assert no_leftovers(tmp_path) == []
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_in_one_line(tmp_path, clip, sr_model, capfd):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    out = tmp_path / "out.mp4"
+    lock_path(out).write_text(f"{gone.pid}\n")  # a killed run's: no process holds it
+    args = upscale(clip, sr_model, out)
+    args.remove("--quiet")
+    assert main(args) == 0
+    err = capfd.readouterr().err.splitlines()
+    taken = [line for line in err if "took over the lock" in line]
+    assert len(taken) == 1 and f"process {gone.pid}" in taken[0]
+    assert out.is_file() and not lock_path(out).exists()
+
+
+def test_a_refused_run_writes_no_lock(tmp_path, clip, sr_model, capfd):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"not ours")
+    assert main(upscale(clip, sr_model, out)) == 2  # exists: needs --overwrite
+    assert "--overwrite" in capfd.readouterr().err
+    assert not lock_path(out).exists()
