@@ -122,3 +122,59 @@ def test_a_refused_run_writes_no_lock(tmp_path, clip, sr_model, capfd):
     assert main(upscale(clip, sr_model, out)) == 2  # exists: needs --overwrite
     assert "--overwrite" in capfd.readouterr().err
     assert not lock_path(out).exists()
+
+
+# --- kept frames checked ---------------------------------------------------------------------
+
+
+def interrupt_after(frames: int):
+    """``Feedback.frame_bars`` whose frame advance is Ctrl-C once ``frames`` are done."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def bars(description, total, steps):
+        done = 0
+
+        def advance(n=1):
+            nonlocal done
+            done += n
+            if done >= frames:
+                raise KeyboardInterrupt
+
+        yield advance, (lambda k: None)
+
+    return bars
+
+
+def interrupted_run(clip: Path, model: Path, output: Path, frames: int) -> None:
+    """A run stopped as by Ctrl-C once ``frames`` frames are done: its state kept."""
+    from wdiff.errors import Interrupted
+    from wdiff.feedback import Feedback
+    from wdiff.restore import plan_restore, run_restore
+
+    given = {"scale": 2, "steps": 1, "model": str(model)}
+    job = plan_restore("sr", clip, output, given=given, use_cache=False)
+    with pytest.raises(Interrupted, match=f"{frames} finished frames kept"):
+        run_restore(job, feedback=Feedback(frame_bars=interrupt_after(frames)))
+    assert frames_done(output) == frames and not lock_path(output).exists()
+
+
+def test_a_kept_frame_changed_since_is_refused(tmp_path, clip, sr_model, capfd):
+    whole = tmp_path / "whole.mp4"
+    assert main(upscale(clip, sr_model, whole)) == 0
+    out = tmp_path / "out.mp4"
+    interrupted_run(clip, sr_model, out, 3)
+    kept = resume_folder(out) / "frame_000001.png"
+    original = kept.read_bytes()
+    from PIL import Image
+
+    Image.fromarray(pattern(7, 64, 48)).save(kept)  # another valid frame of the same size
+    capfd.readouterr()
+    assert main(upscale(clip, sr_model, out, "--resume")) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(kept) in err[0] and "changed" in err[0], err
+    assert not out.exists() and frames_done(out) == 3
+    kept.write_bytes(original)  # put back: the run continues to the uninterrupted bytes
+    assert main(upscale(clip, sr_model, out, "--resume")) == 0
+    assert out.read_bytes() == whole.read_bytes()
+    assert no_leftovers(tmp_path) == []

@@ -3,13 +3,15 @@
 ``.OUT.resume/`` beside ``OUT`` holds every finished frame as a PNG (the exact uint8 frame that
 went to the encoder), and ``state.safetensors``: the sampler's state after the last finished
 frame, the report's running state, and in its metadata the run's fingerprint (settings, input
-digests, version) and the report rows so far. Each file is replaced atomically, the PNG before
-the state, so the state's frame count is always backed by PNGs. The folder is removed when the
-output is complete.
+digests, version), the report rows so far and a digest of each kept frame's pixels (a frame
+changed since is refused when it is read back). Each file is replaced atomically, the PNG
+before the state, so the state's frame count is always backed by PNGs; a write that fails
+(a full disk) leaves the last state whole. The folder is removed when the output is complete.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -38,6 +40,7 @@ class RunState:
         self.output = Path(output)
         self.folder = resume_folder(self.output)
         self.fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))
+        self.digests: list[str] = []  # of the frames kept so far, by index
 
     def exists(self) -> bool:
         return (self.folder / STATE_FILE).is_file()
@@ -65,6 +68,7 @@ class RunState:
             saved = json.loads(metadata["fingerprint"])
             done = int(metadata["frames_done"])
             rows = json.loads(metadata["rows"])
+            digests = metadata.get("frame_digests", "")
         except (SafetensorError, OSError, KeyError, ValueError) as error:
             raise WdiffError(
                 f"{path}: unreadable resume state ({error}); add --overwrite to start over"
@@ -84,18 +88,28 @@ class RunState:
             raise WdiffError(
                 f"{self.folder}: frame {missing[0]} is missing; add --overwrite to start over"
             )
+        self.digests = digests.split(",")[:done] if digests else []
         return done, tensors, rows
 
     def frame_path(self, index: int) -> Path:
         return self.folder / f"frame_{index:06d}.png"
 
     def frames(self, count: int) -> Iterator[np.ndarray]:
-        """The first ``count`` finished frames, uint8 RGB ``(H, W, 3)``."""
+        """The first ``count`` finished frames, uint8 RGB ``(H, W, 3)``, each checked against
+        the digest the state keeps (after ``load``)."""
         for index in range(count):
-            image = cv2.imread(str(self.frame_path(index)), cv2.IMREAD_COLOR)
+            path = self.frame_path(index)
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                raise WdiffError(f"{self.frame_path(index)}: unreadable; add --overwrite")
-            yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+                raise WdiffError(f"{path}: unreadable; add --overwrite to start over")
+            frame = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            kept = self.digests[index] if index < len(self.digests) else ""
+            if kept and frame_digest(frame) != kept:
+                raise WdiffError(
+                    f"{path}: changed since this run kept it (its pixels differ from the resume "
+                    "state's digest); put the kept frame back, or add --overwrite to start over"
+                )
+            yield frame
 
     def save_frame(self, index: int, frame: np.ndarray) -> None:
         """Keep finished frame ``index`` (uint8 ``(H, W, 3)``); it counts as done once a
@@ -104,6 +118,8 @@ class RunState:
         target = self.frame_path(index)
         with atomic_output(target) as temporary:
             write_png(temporary, frame)
+        del self.digests[index:]
+        self.digests += [""] * (index - len(self.digests)) + [frame_digest(frame)]
 
     def save(
         self, index: int, frame: np.ndarray, tensors: dict[str, torch.Tensor], rows: list[dict]
@@ -115,6 +131,7 @@ class RunState:
             "fingerprint": json.dumps(self.fingerprint, sort_keys=True),
             "frames_done": str(index + 1),
             "rows": json.dumps(rows),
+            "frame_digests": ",".join(self.digests[: index + 1]),
         }
         # clones: the first frame's predictions are also the previous ones (shared storage);
         # contiguous ones: a frame cut from a batch keeps the batch's strides in a plain clone
@@ -128,6 +145,13 @@ class RunState:
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def frame_digest(frame: np.ndarray) -> str:
+    """blake2b of a uint8 ``(H, W, 3)`` frame's size and pixels."""
+    digest = hashlib.blake2b(str(frame.shape).encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(frame).tobytes())
+    return digest.hexdigest()
 
 
 def remove_stale_partials(output: Path) -> list[Path]:
