@@ -23,7 +23,7 @@ def main(source: str, target: str = "wdiff/data/bunny.mp4") -> None:
     reader = open_video(source)
     Path(target).unlink(missing_ok=True)
     with VideoWriter(
-        Path(target), reader.info.fps, crf=20, audio_from=reader.info, audio_start_frame=START
+        Path(target), reader.info.fps, crf=20, source=reader.info, start_frame=START
     ) as writer:
         for frame in reader.frames(START, COUNT):
             writer.write(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))

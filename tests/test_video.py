@@ -20,7 +20,7 @@ from wdiff.video import (
 
 def copy_video(source, target, **writer_options):
     reader = open_video(source)
-    with VideoWriter(target, reader.info.fps, audio_from=reader.info, **writer_options) as out:
+    with VideoWriter(target, reader.info.fps, source=reader.info, **writer_options) as out:
         for chunk in reader.chunks(5):
             out.write(chunk)
     return reader
@@ -40,7 +40,8 @@ def test_round_trip_keeps_count_size_fps_and_audio(tmp_path, fps, suffix):
     frames = list(back.frames())
     assert len(frames) == 15
     assert abs(audio_seconds(target) - back.info.duration) <= float(1 / fps)
-    assert min(psnr(a, b) for a, b in zip(frames, reader.frames(), strict=True)) > 35
+    # a second 4:2:0 generation (the reader upsamples chroma fully, closer to the source)
+    assert min(psnr(a, b) for a, b in zip(frames, reader.frames(), strict=True)) > 33
 
 
 def test_audio_is_reencoded_when_the_container_cannot_carry_it(tmp_path):
@@ -66,7 +67,7 @@ def test_audio_window_follows_the_start_frame(tmp_path):
     source = make_clip(tmp_path / "in.mp4", frames=48, fps=Fraction(24))
     reader = open_video(source)
     target = tmp_path / "cut.mp4"
-    with VideoWriter(target, reader.info.fps, audio_from=reader.info, audio_start_frame=24) as out:
+    with VideoWriter(target, reader.info.fps, source=reader.info, start_frame=24) as out:
         for frame in reader.frames(start=24, count=12):
             out.write(frame)
     assert open_video(target).info.frame_count == 12

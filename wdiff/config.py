@@ -47,6 +47,8 @@ class RestoreSettings:
     raft_model: str = "large"  # --flow raft: torchvision's raft_large or raft_small
     seed: int = 0
     crf: int = 18
+    codec: str | None = None  # libx264, libx265, ffv1; None: the input's (else libx264)
+    pix_fmt: str | None = None  # None: the input's bit depth and chroma subsampling
     dtype: str = "bf16"  # SDXL UNet and text encoders (the VAE runs in fp32)
     vae_tiling: bool = False
     vae_slicing: bool = False
@@ -83,6 +85,8 @@ class RestoreSettings:
             raise WdiffError(f"--solver {self.solver}: use euler or heun")
         if self.dtype not in ("bf16", "fp16", "fp32"):
             raise WdiffError(f"--dtype {self.dtype}: use bf16, fp16 or fp32")
+        if self.codec is not None and self.codec not in ("libx264", "libx265", "ffv1"):
+            raise WdiffError(f"--codec {self.codec}: use libx264, libx265 or ffv1")
 
     def _check_ranges(self) -> None:
         if self.steps < 1:

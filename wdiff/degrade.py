@@ -39,7 +39,7 @@ def degrade_video(
     if not height or not width:
         raise WdiffError(f"{source}: {info.width}x{info.height} is smaller than --scale {scale}")
     task = SuperResolution(scale)
-    with VideoWriter(output, info.fps, crf=12, audio_from=info) as writer:
+    with VideoWriter(output, info.fps, crf=12, source=info) as writer:
         for frame in reader.frames():
             tensor = frames_to_tensor(frame[:height, :width])
             writer.write(tensor_to_frames(task.degrade(tensor)))

@@ -43,7 +43,10 @@ def _tile_value(value: str | int) -> int | str:
 def output_option(named: str) -> typer.models.OptionInfo:
     """``-o`` of a restore: an output video, by default beside the input as ``named``."""
     return typer.Option(
-        "--output", "-o", help="Output video.", show_default=f"beside the input: {named}"
+        "--output",
+        "-o",
+        help="Output video; with several inputs, the folder for their outputs.",
+        show_default=f"beside the input: {named}",
     )
 
 
@@ -165,9 +168,28 @@ class RestoreOptions:
     crf: Annotated[
         int,
         typer.Option(
-            "--crf", help="H.264 quality: 0 lossless, 18 near-lossless, 51 worst.", min=0, max=51
+            "--crf",
+            help="H.264/HEVC quality: 0 lossless, 18 near-lossless, 51 worst (FFV1 is lossless).",
+            min=0,
+            max=51,
         ),
     ] = 18
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            "--codec",
+            help="Video encoder: libx264, libx265 or ffv1 (lossless; .mkv/.mp4). Default: the "
+            "input's when it is one of these, else libx264.",
+        ),
+    ] = None
+    pix_fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--pix-fmt",
+            help="Output pixel format, e.g. yuv420p, yuv444p, yuv420p10le. Default: the input's "
+            "bit depth (8 or 10) and chroma subsampling; 4:4:4 for odd sizes.",
+        ),
+    ] = None
     flow_method: FlowMethodOption = "dis"
     preset: Annotated[
         str | None,

@@ -1,5 +1,6 @@
-"""Reading video files (mp4, mkv, mov, ...) with PyAV: probing, decoding, rotation, and the
-frame-size tag of files wdiff wrote padded to even."""
+"""Reading video files (mp4, mkv, mov, ...) with PyAV: probing, decoding (with the stream's
+colour matrix and range), rotation, and the frame-size tag of files earlier wdiff versions
+wrote padded to even."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
+from av.video.reformatter import Interpolation
 
 from wdiff.errors import WdiffError
+from wdiff.video.colour import Colour
 from wdiff.video.info import VideoInfo, VideoReader
 
 if TYPE_CHECKING:
     import numpy as np
 
-# Set on files we write with odd frame sizes: they are encoded padded to even and cropped back.
+_DECODE_INTERPOLATION = (
+    Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+)
+# Earlier wdiff wrote odd-sized frames padded to even with this tag: cropped back on reading.
 _SIZE_TAG = "wdiff_frame_size"
 
 
@@ -28,6 +34,16 @@ class FileVideoReader(VideoReader):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.info, self._crop = _probe_file(self.path)
+        colour = self.info.colour
+        # decoded to RGB with the stream's own matrix and range (an untagged one's guessed)
+        self._convert = (
+            {"src_colorspace": colour.sws_matrix, "src_color_range": colour.sws_range}
+            if colour is not None
+            else {}
+        )
+        # chroma interpolated to full resolution with exact rounding: swscale's default
+        # darkened 4:2:0 frames by 1-2 levels on average
+        self._convert["interpolation"] = _DECODE_INTERPOLATION
 
     def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
         end = self.info.frame_count if count is None else min(self.info.frame_count, start + count)
@@ -54,7 +70,8 @@ class FileVideoReader(VideoReader):
             )
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
-        array = frame.to_ndarray(format="rgb24", threads=1)  # see VideoWriter._write_one
+        # one swscale thread: see VideoWriter._write_one
+        array = frame.to_ndarray(format="rgb24", threads=1, **self._convert)
         if self._crop is not None:
             array = array[: self._crop[1], : self._crop[0]]
         if self.info.rotation:
@@ -127,6 +144,7 @@ def _probe_file(path: Path) -> tuple[VideoInfo, tuple[int, int] | None]:
         frame_count = stream.frames or 0
         start_time = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
         has_audio = bool(container.streams.audio)
+        pix_fmt, colour = _pixels(first)
     if frame_count <= 0:
         frame_count = _count_packets(path)
     info = VideoInfo(
@@ -138,8 +156,24 @@ def _probe_file(path: Path) -> tuple[VideoInfo, tuple[int, int] | None]:
         rotation=rotation,
         has_audio=has_audio,
         video_start=start_time,
+        colour=colour,
+        pix_fmt=pix_fmt,
+        codec=stream.codec_context.name,
     )
     return info, crop
+
+
+def _pixels(frame: av.VideoFrame) -> tuple[str, Colour | None]:
+    """The frame's pixel format (``yuvj`` named as the ``yuv`` it is) and, for YUV, its
+    colour; full range is a tag or a ``yuvj`` format."""
+    name = frame.format.name
+    full = frame.color_range == 2 or name.startswith("yuvj")
+    if name.startswith("yuvj"):
+        name = "yuv" + name[4:]
+    if frame.format.is_rgb or not name.startswith(("yuv", "nv", "p0", "p2", "p4")):
+        return name, None
+    tags = (frame.colorspace, frame.color_primaries, frame.color_trc)
+    return name, Colour.from_tags(*tags, full, (frame.width, frame.height))
 
 
 def _size_tag(container: av.container.InputContainer) -> tuple[int, int] | None:

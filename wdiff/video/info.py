@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wdiff.errors import WdiffError
+from wdiff.video.colour import Colour
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,6 +35,9 @@ class VideoInfo:
     has_audio: bool = False
     is_folder: bool = False
     video_start: float = 0.0  # seconds; audio is aligned to this
+    colour: Colour | None = None  # YUV streams: how they map to RGB (None: RGB frames)
+    pix_fmt: str | None = None  # the decoded pixel format (bit depth, chroma subsampling)
+    codec: str | None = None  # the video decoder's name (h264, hevc, ffv1, ...)
 
     @property
     def duration(self) -> float:

@@ -1,8 +1,10 @@
-"""Writing frames: H.264 in mp4/mkv/mov with the source's audio, PNG folders, single images."""
+"""Writing frames: H.264, HEVC or FFV1 in mp4/mkv/mov with the source's colour, bit depth,
+frame times, audio and subtitles; PNG folders; single images."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,17 +14,13 @@ import numpy as np
 
 from wdiff.errors import WdiffError
 from wdiff.outputs import atomic_output
-from wdiff.video.container import _SIZE_TAG
+from wdiff.video.colour import RGB_SOURCE, Colour
+from wdiff.video.encoding import Encoding, check_choice, choose_encoding
 from wdiff.video.images import write_png
 from wdiff.video.info import CONTAINERS, IMAGE_SUFFIXES, VideoInfo
-from wdiff.video.x264 import x264_cpu_options
-
-# Audio codecs each container can carry as they are; anything else is re-encoded to AAC.
-_AUDIO_COPYABLE = {
-    "mp4": {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"},
-    "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
-    "matroska": None,  # anything
-}
+from wdiff.video.streams import StreamCopier
+from wdiff.video.timing import FrameTimes, frame_times
+from wdiff.video.x264 import x264_cpu_options, x265_options
 
 
 def check_video_output(path: Path, frames: int | None = None) -> None:
@@ -44,15 +42,19 @@ def check_video_output(path: Path, frames: int | None = None) -> None:
 
 
 class VideoWriter:
-    """Encode frames to H.264 (libx264, yuv420p) in mp4/mkv/mov, to a folder of PNGs, or one
-    frame to a PNG/JPG image.
+    """Encode frames to a video (mp4/mkv/mov), a folder of PNGs, or one frame to a PNG/JPG.
+
+    With ``source`` (the input's ``VideoInfo``) the output keeps, from its frame
+    ``start_frame`` on: the colour matrix, primaries, transfer and range (tagged, and RGB
+    converted to YUV with that matrix and range); the bit depth and chroma subsampling where
+    the encoder allows (``encoding.choose_encoding``: ``codec``, ``pix_fmt`` override); each
+    frame's time (a variable frame rate stays variable); every audio and subtitle stream with
+    its tags (``streams.StreamCopier``), cut at the video's end. Without one: BT.709, 8-bit
+    4:2:0 H.264 at ``fps``. Odd sizes are stored as they are (4:4:4 for H.264/HEVC).
+    ``warn`` hears what could not be kept as it was.
 
     Writes go to a temporary file beside ``path`` that :meth:`close` renames onto it; on an
-    exception inside ``with VideoWriter(...)`` the temporary is removed. The audio of
-    ``audio_from`` (from frame ``audio_start_frame`` on, cut at the video's end) is copied,
-    re-encoded to AAC only where the container cannot carry its codec. Odd frame sizes are
-    encoded padded to even by repeating the last row/column and tagged, so wdiff reads them
-    back at their true size.
+    exception inside ``with VideoWriter(...)`` the temporary is removed.
     """
 
     def __init__(
@@ -61,25 +63,36 @@ class VideoWriter:
         fps: Fraction,
         *,
         crf: int = 18,
-        audio_from: VideoInfo | None = None,
-        audio_start_frame: int = 0,
+        source: VideoInfo | None = None,
+        start_frame: int = 0,
+        codec: str | None = None,
+        pix_fmt: str | None = None,
+        warn: Callable[[str], None] | None = None,
     ):
         self.path = Path(path)
         self.fps = Fraction(fps)
         self.crf = crf
         self.frame_count = 0
+        self.warnings: list[str] = []
+        self.encoding: Encoding | None = None
         self._is_folder = self.path.suffix == ""
         self._is_image = self.path.suffix.lower() in IMAGE_SUFFIXES
         check_video_output(self.path)
         if not 0 <= crf <= 51:
             raise WdiffError(f"--crf must be between 0 and 51, got {crf}")
-        self._audio_from = audio_from if audio_from and audio_from.has_audio else None
-        self._audio_start = float(audio_start_frame / self.fps)
+        if self.path.suffix.lower() in CONTAINERS:
+            check_choice(CONTAINERS[self.path.suffix.lower()], codec, pix_fmt)
+        self._source = source if source is not None and not source.is_folder else None
+        self._start = start_frame
+        self._codec, self._pix_fmt = codec, pix_fmt
+        self._warn = warn
+        self.colour: Colour = (source.colour if source else None) or RGB_SOURCE
         self._atomic = atomic_output(self.path)
         self._temporary: Path | None = None
         self._container = None
         self._stream = None
-        self._audio: _AudioCopier | None = None
+        self._streams: StreamCopier | None = None
+        self._times: FrameTimes | None = None
         self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> VideoWriter:
@@ -104,15 +117,16 @@ class VideoWriter:
             raise finishing_error
 
     def write(self, frames: np.ndarray) -> None:
-        """Append a uint8 RGB frame ``(H, W, 3)`` or chunk ``(N, H, W, 3)``."""
+        """Append an RGB frame ``(H, W, 3)`` or chunk ``(N, H, W, 3)``: uint8, or uint16
+        (0..65535) for more than 8 bits of precision."""
         if self._temporary is None:
             raise RuntimeError("use VideoWriter as a context manager")
         frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[None]
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype not in (np.uint8, np.uint16):
             raise ValueError(
-                f"expected uint8 (N, H, W, 3) frames, got {frames.dtype} {frames.shape}"
+                f"expected uint8 or uint16 (N, H, W, 3) frames, got {frames.dtype} {frames.shape}"
             )
         for frame in frames:
             self._write_one(np.ascontiguousarray(frame))
@@ -125,48 +139,115 @@ class VideoWriter:
                 self._open_container(width, height)
         elif self._size != (width, height):
             raise ValueError(f"frame size changed from {self._size} to {(width, height)}")
-        if self._is_image:
-            if self.frame_count:
-                raise WdiffError(f"{self.path}: an image holds one frame; name a video instead")
-            if self.path.suffix.lower() == ".png":
-                write_png(self._temporary, frame)
-            elif not cv2.imwrite(str(self._temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise WdiffError(f"{self.path}: could not write the image; check disk space")
-        elif self._is_folder:
-            write_png(self._temporary / f"frame_{self.frame_count:06d}.png", frame)
+        if self._is_image or self._is_folder:
+            self._write_image(_to_uint8(frame))
         else:
-            padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-            # swscale's automatic threading converts to YUV in slices whose rounding at the
-            # seams varies from run to run under load; one thread gives the same bytes.
-            video_frame = av.VideoFrame.from_ndarray(padded, format="rgb24").reformat(
-                format="yuv420p", threads=1
-            )
-            video_frame.pts = self.frame_count
-            if self._audio is not None:
-                self._audio.copy_until(float(self.frame_count / self.fps))
-            self._mux(self._stream.encode(video_frame))
+            self._encode(frame)
         self.frame_count += 1
+
+    def _write_image(self, frame: np.ndarray) -> None:
+        if self._is_folder:
+            write_png(self._temporary / f"frame_{self.frame_count:06d}.png", frame)
+            return
+        if self.frame_count:
+            raise WdiffError(f"{self.path}: an image holds one frame; name a video instead")
+        if self.path.suffix.lower() == ".png":
+            write_png(self._temporary, frame)
+        elif not cv2.imwrite(str(self._temporary), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+            raise WdiffError(f"{self.path}: could not write the image; check disk space")
+
+    def _encode(self, frame: np.ndarray) -> None:
+        rgb = "rgb24" if frame.dtype == np.uint8 else "rgb48le"
+        # swscale's automatic threading converts to YUV in slices whose rounding at the
+        # seams varies from run to run under load; one thread gives the same bytes.
+        video_frame = av.VideoFrame.from_ndarray(frame, format=rgb).reformat(
+            format=self.encoding.pix_fmt,
+            dst_colorspace=self.colour.sws_matrix,
+            dst_color_range=self.colour.sws_range,
+            threads=1,
+        )
+        video_frame.pts = self._pts(self.frame_count)
+        if self._times is not None:
+            video_frame.time_base = self._times.time_base
+        if self._streams is not None:
+            self._streams.copy_until(self._seconds(self.frame_count))
+        self._mux(self._stream.encode(video_frame))
+
+    def _pts(self, index: int) -> int:
+        """Output frame ``index``'s time in the stream's time base: the source frame's."""
+        times = self._times
+        if times is None:
+            return index
+        source = self._start + index
+        if source >= len(times.pts):  # more frames than the source: at its last spacing
+            step = times.end - times.pts[-1]
+            return times.end + (source - len(times.pts)) * step - times.pts[self._start]
+        return times.pts[source] - times.pts[self._start]
+
+    def _seconds(self, index: int) -> float:
+        """When output frame ``index`` starts (``frame_count``: when the video ends)."""
+        times = self._times
+        if times is None:
+            return float(index / self.fps)
+        if self._start + index == len(times.pts):
+            return float((times.end - times.pts[self._start]) * times.time_base)
+        return float(self._pts(index) * times.time_base)
 
     def _open_container(self, width: int, height: int) -> None:
         container_format = CONTAINERS[self.path.suffix.lower()]
+        source = self._source
+        self.encoding = choose_encoding(
+            container_format,
+            (width, height),
+            source_pix_fmt=source.pix_fmt if source else None,
+            source_codec=source.codec if source else None,
+            codec=self._codec,
+            pix_fmt=self._pix_fmt,
+        )
         options = {"movflags": "use_metadata_tags"} if container_format in ("mp4", "mov") else {}
         if container_format == "matroska":  # else random SegmentUID/TrackUID every run
             options["fflags"] = "+bitexact"
         self._container = av.open(
             str(self._temporary), "w", format=container_format, options=options
         )
-        if width % 2 or height % 2:
-            self._container.metadata[_SIZE_TAG] = f"{width}x{height}"
-        stream = self._container.add_stream("libx264", rate=self.fps)
-        stream.width, stream.height = width + width % 2, height + height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = 1 / self.fps
-        stream.options = {"crf": str(self.crf), "preset": "medium"} | x264_cpu_options()
-        self._stream = stream
-        if self._audio_from is not None:
-            self._audio = _AudioCopier(
-                self._audio_from, self._container, container_format, self._audio_start
+        self._times = frame_times(source) if source is not None else None
+        self._stream = self._add_video_stream(width, height)
+        if source is not None:
+            offset = source.video_start + float(self._seconds_of_source(self._start))
+            self._streams = StreamCopier(
+                source, self._container, container_format, offset, self._warning
             )
+
+    def _seconds_of_source(self, index: int) -> Fraction:
+        if self._times is None:
+            return index / self.fps
+        return self._times.seconds(min(index, len(self._times.pts) - 1))
+
+    def _add_video_stream(self, width: int, height: int):
+        encoding = self.encoding
+        stream = self._container.add_stream(encoding.codec, rate=self.fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = encoding.pix_fmt
+        stream.time_base = self._times.time_base if self._times else 1 / self.fps
+        context = stream.codec_context
+        context.time_base = stream.time_base  # frames' own times, not rounded to 1/fps
+        context.colorspace = self.colour.matrix
+        context.color_primaries = self.colour.primaries
+        context.color_trc = self.colour.transfer
+        context.color_range = self.colour.range_code
+        if encoding.codec == "libx264":
+            stream.options = {"crf": str(self.crf), "preset": "medium"} | x264_cpu_options()
+        elif encoding.codec == "libx265":
+            stream.options = {"crf": str(self.crf), "preset": "medium"} | x265_options()
+        else:  # FFV1, lossless: version 3 with slice checksums, one thread
+            stream.options = {"level": "3", "slicecrc": "1", "threads": "1"}
+        return stream
+
+    def _warning(self, message: str) -> None:
+        message = f"{self.path}: {message}"
+        self.warnings.append(message)
+        if self._warn is not None:
+            self._warn(message)
 
     def _mux(self, packets) -> None:
         for packet in packets:
@@ -177,81 +258,21 @@ class VideoWriter:
             raise WdiffError(f"{self.path}: no frames to write")
         if self._stream is not None:
             self._mux(self._stream.encode(None))
-            if self._audio is not None:
-                self._audio.copy_until(float(self.frame_count / self.fps), final=True)
+            if self._streams is not None:
+                self._streams.copy_until(self._seconds(self.frame_count), final=True)
         self._close_container()
 
     def _close_container(self) -> None:
-        if self._audio is not None:
-            self._audio.close()
-            self._audio = None
+        if self._streams is not None:
+            self._streams.close()
+            self._streams = None
         if self._container is not None:
             self._container.close()
             self._container = None
 
 
-class _AudioCopier:
-    """Moves the source's audio into an output container, interleaved with the video."""
-
-    def __init__(self, source: VideoInfo, output, container_format: str, start: float):
-        self._input = av.open(str(source.path), metadata_errors="ignore")
-        in_stream = self._input.streams.audio[0]
-        self._in_stream = in_stream
-        self._offset = source.video_start + start  # source seconds that map to output time 0
-        copyable = _AUDIO_COPYABLE[container_format]
-        self._transcode = copyable is not None and in_stream.codec_context.name not in copyable
-        if self._transcode:
-            context = in_stream.codec_context
-            self._out_stream = output.add_stream("aac", rate=context.sample_rate)
-            self._out_stream.layout = context.layout.name if context.channels <= 2 else "stereo"
-            self._resampler = av.AudioResampler(
-                format="fltp", layout=self._out_stream.layout, rate=context.sample_rate
-            )
-        else:
-            self._out_stream = output.add_stream_from_template(in_stream)
-        self._output = output
-        self._packets = self._input.demux(in_stream)
-        self._pending = None
-        self._done = False
-
-    def copy_until(self, seconds: float, final: bool = False) -> None:
-        """Mux source audio whose start lies before output time ``seconds``."""
-        while not self._done:
-            packet = self._pending or next(self._packets, None)
-            self._pending = None
-            if packet is None or packet.pts is None and packet.size == 0:
-                self._done = True
-                break
-            if packet.pts is None:
-                continue
-            start = float(packet.pts * packet.time_base) - self._offset
-            if start >= seconds:
-                self._pending = packet
-                if final:
-                    self._done = True
-                break
-            duration = float((packet.duration or 0) * packet.time_base)
-            if self._offset > 0 and start + duration <= 0:
-                continue  # before the excerpt; from the start, priming packets (pts < 0) stay
-            self._emit(packet, start)
-        if final and self._transcode:
-            for out_packet in self._out_stream.encode(None):
-                self._output.mux(out_packet)
-
-    def _emit(self, packet, start: float) -> None:
-        if self._transcode:
-            for frame in packet.decode():
-                frame.pts = None
-                for resampled in self._resampler.resample(frame):
-                    for out_packet in self._out_stream.encode(resampled):
-                        self._output.mux(out_packet)
-            return
-        shift = int(round(self._offset / packet.time_base))
-        packet.pts -= shift
-        if packet.dts is not None:
-            packet.dts -= shift
-        packet.stream = self._out_stream
-        self._output.mux(packet)
-
-    def close(self) -> None:
-        self._input.close()
+def _to_uint8(frame: np.ndarray) -> np.ndarray:
+    """uint16 RGB (0..65535) -> uint8, rounded; uint8 as it is."""
+    if frame.dtype == np.uint8:
+        return frame
+    return ((frame.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)

@@ -55,3 +55,8 @@ def x264_cpu_options() -> dict[str, str]:
     )
     asm = asm_below_avx512(set(flags))
     return {"x264-params": f"asm={asm}"} if asm else {}
+
+
+def x265_options() -> dict[str, str]:
+    """Options for PyAV's libx265 stream: quiet (x265 logs every run to stderr itself)."""
+    return {"x265-params": "log-level=error"}
