@@ -379,3 +379,47 @@ def test_other_encoders_do_not_depend_on_what_the_heap_held(tmp_path, codec):
         subprocess.run(command, env=env, check=True)
         outputs.append(path.read_bytes())
     assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
+
+
+@pytest.mark.parametrize(
+    "scale, size, crop",
+    [(4, (80, 45), ""), (8, (40, 22), "; the input cropped from 320x180 to 320x176 first")],
+)
+def test_degrade_says_the_size_every_tool_reads(tmp_path, capfd, scale, size, crop):
+    from wdiff.cli import main
+
+    low = tmp_path / "low.mp4"
+    assert main(["degrade", "builtin:bunny", "--scale", str(scale), "-o", str(low)]) == 0
+    captured = capfd.readouterr()
+    assert captured.out == f"{low}\n"
+    assert f"wrote {low} ({size[0]}x{size[1]}{crop})" in captured.err
+    assert probe(low)["size"] == size
+    assert open_video(low).info.size == size
+
+
+def test_eval_crops_the_original_of_a_degraded_clip_as_degrade_did(tmp_path, capfd):
+    import json
+
+    from wdiff.cli import main
+
+    source = write_clip(tmp_path / "in.mp4", frames=5, size=(64, 45), pix_fmt="yuv444p")
+    low = tmp_path / "low.mp4"
+    assert main(["degrade", str(source), "--scale", "4", "-o", str(low), "-q"]) == 0
+    assert open_video(low).info.size == (16, 11)
+    # a perfect restoration of the low clip: the original's frames, cropped as degrade did
+    restored = tmp_path / "restored"
+    with VideoWriter(restored, Fraction(24)) as writer:
+        for frame in open_video(source).frames():
+            writer.write(frame[:44])
+    out = tmp_path / "eval.json"
+    args = ["eval", str(restored), "--reference", str(source), "--no-cache", "-o", str(out)]
+    assert main(args) == 0
+    notes = [line for line in capfd.readouterr().err.splitlines() if "cropped" in line]
+    assert notes == [
+        f"{source}: reference cropped from 64x45 to 64x44 at the top left, as wdiff degrade "
+        "crops its input to multiples of --scale"
+    ]
+    summary = json.loads(out.read_text())["videos"][0]["summary"]
+    assert summary["psnr"]["mean"] == 100.0  # the same pixels: cropped at the top left
+    # a size no degrade crop gives is still refused
+    assert main(["eval", str(low), "--reference", str(source), "-o", str(out), "-q"]) == 2

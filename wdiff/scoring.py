@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from wdiff import evaluate
+from wdiff.degrade import CroppedReader, degrade_scale
 from wdiff.errors import WdiffError
 from wdiff.evaluate import VideoScores, WeightedMetrics
 from wdiff.feedback import SILENT, Feedback
@@ -93,6 +94,8 @@ def score_videos(
     )
     readers = [open_video(path, fps=fps) for path in sources]
     reference_reader = open_video(reference_path, fps=fps) if reference_path else None
+    if reference_reader is not None:
+        reference_reader = _as_degrade_cropped(reference_reader, readers, feedback)
     for reader in readers if reference_reader is not None else []:  # before the flows' work
         info = reader.info
         evaluate.check_matching(
@@ -142,6 +145,25 @@ def _check_outputs(
             check_output(path, inputs + written, overwrite)
             written.append(path)
     return written
+
+
+def _as_degrade_cropped(
+    reference: VideoReader, readers: list[VideoReader], feedback: Feedback
+) -> VideoReader:
+    """The reference cropped as ``wdiff degrade --scale N`` crops its input, when that makes
+    it the size of every video (a restoration of a degraded copy); else as it is."""
+    sizes = {reader.info.size for reader in readers}
+    if len(sizes) != 1:
+        return reference
+    size = sizes.pop()
+    info = reference.info
+    if degrade_scale(info.size, size) is None:
+        return reference
+    feedback.note(
+        f"{info.path}: reference cropped from {info.width}x{info.height} to {size[0]}x{size[1]} "
+        "at the top left, as wdiff degrade crops its input to multiples of --scale"
+    )
+    return CroppedReader(reference, size)
 
 
 def _flow_reader(

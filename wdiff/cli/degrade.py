@@ -9,7 +9,7 @@ import typer
 
 from wdiff.cli.app import GlobalOptions, command
 from wdiff.cli.options import FpsOption, InputArgument, OverwriteOption
-from wdiff.cli.printing import note, outputs
+from wdiff.cli.printing import note, outputs, warn
 
 
 @command(
@@ -31,7 +31,15 @@ def degrade(
 ) -> None:
     from wdiff.degrade import degrade_video
 
-    width, height = degrade_video(input, output, scale, fps=fps, overwrite=overwrite)
+    done = degrade_video(
+        input, output, scale, fps=fps, overwrite=overwrite, warn=None if options.quiet else warn
+    )
     if not options.quiet:
-        note(f"wrote {output} ({width}x{height})")
+        width, height = done.size
+        crop = ""
+        if done.cropped_to != done.cropped_from:
+            crop = "; the input cropped from {}x{} to {}x{} first".format(
+                *done.cropped_from, *done.cropped_to
+            )
+        note(f"wrote {output} ({width}x{height}{crop})")
     outputs([output])
