@@ -178,3 +178,135 @@ def test_a_kept_frame_changed_since_is_refused(tmp_path, clip, sr_model, capfd):
     assert main(upscale(clip, sr_model, out, "--resume")) == 0
     assert out.read_bytes() == whole.read_bytes()
     assert no_leftovers(tmp_path) == []
+
+
+# --- a cache entry that lies ---------------------------------------------------------------
+
+
+def dis():
+    return flows.FlowOptions("dis", dis_preset="fast").estimator()
+
+
+def fields_equal(a, b) -> bool:
+    names = ("forward", "backward", "valid_forward", "valid_backward")
+    return a.pairs == b.pairs and all(
+        torch.equal(getattr(a, n)[:], getattr(b, n)[:]) for n in names
+    )
+
+
+def test_another_clips_flows_under_this_key_are_discarded_and_recomputed(tmp_path, clip):
+    from wdiff.video import open_video
+
+    other = make_clip(tmp_path / "other.mp4", frames=FRAMES + 2, size=(40, 24), audio=False)
+    reference, _ = flows.estimate_video_flows(open_video(clip), dis())  # no cache
+    cache = flows.TensorCache(tmp_path / "cache")
+    flows.estimate_video_flows(open_video(clip), dis(), cache=cache)
+    (entry,) = (tmp_path / "cache" / "flow").iterdir()
+    flows.estimate_video_flows(open_video(other), dis(), cache=cache)
+    (forged,) = set((tmp_path / "cache" / "flow").iterdir()) - {entry}
+    shutil.copyfile(forged, entry)  # another clip's flows, every checksum valid
+    cache = flows.TensorCache(tmp_path / "cache")
+    field, hit = flows.estimate_video_flows(open_video(clip), dis(), cache=cache)
+    assert not hit and cache.discarded == [entry]
+    assert fields_equal(field, reference)
+    again, hit = flows.estimate_video_flows(open_video(clip), dis(), cache=cache)  # kept anew
+    assert hit and fields_equal(again, reference)
+
+
+def test_a_folder_where_the_entry_should_be_is_discarded(tmp_path, clip, sr_model, capfd):
+    from wdiff.video import open_video
+
+    cache_dir = tmp_path / "cache"
+    reference, _ = flows.estimate_video_flows(open_video(clip), dis())
+    flows.estimate_video_flows(open_video(clip), dis(), cache=flows.TensorCache(cache_dir))
+    (entry,) = (cache_dir / "flow").iterdir()
+    entry.unlink()
+    (entry / "inside").mkdir(parents=True)
+    cache = flows.TensorCache(cache_dir)
+    field, hit = flows.estimate_video_flows(open_video(clip), dis(), cache=cache)
+    assert not hit and cache.discarded == [entry] and fields_equal(field, reference)
+    assert entry.is_file() and [p.name for p in (cache_dir / "flow").iterdir()] == [entry.name]
+    # the same through a restore: an entry that is a folder costs nothing but the flows' time
+    shutil.rmtree(cache_dir)
+    out = tmp_path / "out.mp4"
+    args = [a for a in upscale(clip, sr_model, out) if a != "--no-cache"]
+    args += ["--cache-dir", str(cache_dir), "--flow", "dis"]
+    assert main(args) == 0
+    (entry,) = (cache_dir / "flow").iterdir()
+    entry.unlink()
+    entry.mkdir()
+    assert main([*args, "--overwrite"]) == 0, capfd.readouterr().err
+    assert entry.is_file() and len(list((cache_dir / "flow").iterdir())) == 1
+
+
+# --- a full disk -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tmpfs():
+    """``mount(folder, size)``: a tmpfs there, unmounted after the test (skipped where this
+    machine cannot mount one: not root, no CAP_SYS_ADMIN)."""
+    mounted = []
+
+    def mount(folder: Path, size: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            capture_output=True,
+        )
+        if done.returncode:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def resize(folder: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the disk of ``folder`` to the last byte with one file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        for block in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    handle.write(b"\0" * block)
+            except OSError:
+                pass
+    return filler
+
+
+def test_a_full_cache_disk_costs_the_cache_not_the_flows(tmp_path, clip, tmpfs, capfd):
+    from PIL import Image
+
+    mask = tmp_path / "mask.png"
+    hole = np.zeros((24, 32), np.uint8)
+    hole[8:16, 10:20] = 255
+    Image.fromarray(hole).save(mask)
+    args = ["flow", str(clip), "--mask", str(mask), "--method", "dis", "--dis-preset", "fast"]
+    reference = tmp_path / "reference.safetensors"
+    assert main([*args, "--no-cache", "-o", str(reference)]) == 0
+    cache_dir = tmpfs(tmp_path / "cache", "256k")
+    cached = tmp_path / "cached.safetensors"
+    assert main([*args, "--cache-dir", str(cache_dir), "-o", str(cached)]) == 0
+    fill(cache_dir)  # the entry is kept; nothing else fits beside it
+    out = tmp_path / "out.safetensors"
+    capfd.readouterr()
+    assert main([*args, "--cache-dir", str(cache_dir), "-o", str(out)]) == 0
+    err = capfd.readouterr().err  # read from the cache, completed in the temporary folder
+    assert "flows from the cache" in err and "error" not in err and "warning" not in err
+    assert out.read_bytes() == reference.read_bytes() == cached.read_bytes()
+    shutil.rmtree(cache_dir / "flow")
+    (cache_dir / "filler").unlink()
+    fill(cache_dir)  # now the entry cannot be written either
+    out.unlink()
+    assert main([*args, "--cache-dir", str(cache_dir), "-o", str(out)]) == 0
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not cached" in err[0] and "No space" in err[0], err
+    assert out.read_bytes() == reference.read_bytes()
+    assert list((cache_dir / "flow").iterdir()) == []  # no entry, no partial file

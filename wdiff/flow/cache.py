@@ -4,24 +4,33 @@ Entries are safetensors files read a row (a frame pair) at a time (``tensor_file
 metadata carries one checksum per row, over that row of every tensor, so an entry is written a
 row at a time (``ChecksummedWriter``, through ``store.RowSink``) and a truncated or corrupted
 one is detected (``TensorCache.open`` checks every row, a row at a time), discarded and
-recomputed.
+recomputed. The metadata also says what the entry was computed from (``SOURCE``: the key's
+parts, i.e. the content digest, the settings, the frame count and size), and ``open`` checks
+that and every tensor's dtype and shape against what the caller expects: a valid entry of
+another clip put under this key is discarded too, as is anything at the key that is not a
+file. A cache whose folder cannot be made for lack of space is no cache (``unwritten`` says
+why): it only saves time.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
 from wdiff.errors import WdiffError
+from wdiff.outputs import DISK_ERRORS
 from wdiff.tensor_file import RowWriter, Specs, TensorFile, tensor_bytes
 
-FORMAT_VERSION = "2"  # 1: whole tensors, one checksum
+FORMAT_VERSION = "3"  # 1: whole tensors, one checksum; 2: no SOURCE
 CHECKSUMS = "checksums"  # metadata: one hex digest per row, comma-separated
+SOURCE = "computed_from"  # metadata: the key's parts as JSON (sorted keys)
 DIGEST_SIZE = 20
 
 
@@ -103,38 +112,64 @@ class TensorCache:
         self.folder = Path(folder) / kind if folder is not None else None
         self.discarded: list[Path] = []
         self.unwritten: list[str] = []  # entries a full disk (say) kept out, with the reason
-        if self.folder is not None:
-            _check_writable(Path(folder), self.folder)
+        self._sources: dict[str, str] = {}  # key -> its parts as JSON (``SOURCE``)
+        if self.folder is not None and not _check_writable(Path(folder), self.folder):
+            self.unwritten.append(f"{self.folder}: cannot be created (no space left)")
+            self.folder = None
 
     def key(self, **parts) -> str:
+        """The entry name for ``parts`` (JSON-able: what the entry is computed from)."""
         text = json.dumps({"version": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
-        return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+        key = hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+        self._sources[key] = text
+        return key
+
+    def source(self, key: str) -> dict[str, str]:
+        """The metadata saying what entry ``key`` is computed from (for its writer)."""
+        return {SOURCE: self._sources[key]} if key in self._sources else {}
 
     def path(self, key: str) -> Path | None:
         return None if self.folder is None else self.folder / f"{key}.safetensors"
 
-    def open(self, key: str) -> TensorFile | None:
-        """The entry, opened for reading rows after every row's checksum was checked; None
-        when absent or damaged (a damaged one is deleted and listed in ``discarded``)."""
+    def open(self, key: str, specs: Specs | None = None) -> TensorFile | None:
+        """The entry, opened for reading rows after every row's checksum, what it was computed
+        from (``key``'s parts) and, given ``specs``, its tensors' dtypes and shapes were
+        checked; None when absent or not right (then deleted and listed in ``discarded``)."""
         path = self.path(key)
-        if path is None or not path.is_file():
+        if path is None or not (path.exists() or path.is_symlink()):
             return None
         file = None
         try:
-            file = TensorFile.open(path)
-            if verified(file):
-                return file
+            if path.is_file():
+                file = TensorFile.open(path)
+                if self._describes(file, key, specs) and verified(file):
+                    return file
         except (ValueError, KeyError, TypeError, OSError):
             pass
         if file is not None:
             file.close()
         self.discarded.append(path)
-        path.unlink(missing_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)  # if it stays, the new entry is not kept
+        else:
+            path.unlink(missing_ok=True)
         return None
 
+    def _describes(self, file: TensorFile, key: str, specs: Specs | None) -> bool:
+        """Whether ``file`` was computed from ``key``'s parts and holds ``specs``' tensors."""
+        if file.metadata.get(SOURCE) != self._sources.get(key, file.metadata.get(SOURCE)):
+            return False
+        if specs is None:
+            return True
+        return sorted(file.names()) == sorted(specs) and all(
+            (file.dtype(name), file.shape(name)) == (dtype, tuple(shape))
+            for name, (dtype, shape) in specs.items()
+        )
 
-def _check_writable(given: Path, folder: Path) -> None:
-    """Raise WdiffError unless ``folder`` (under the cache folder ``given``) can be written."""
+
+def _check_writable(given: Path, folder: Path) -> bool:
+    """Raise WdiffError unless ``folder`` (under the cache folder ``given``) can be written;
+    False when it cannot be made for lack of space (the cache is then off, with a warning)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         usable = os.access(folder, os.W_OK | os.X_OK)
@@ -142,6 +177,9 @@ def _check_writable(given: Path, folder: Path) -> None:
     except FileExistsError:
         usable, reason = False, "is a file, not a folder"
     except OSError as error:
+        if error.errno in DISK_ERRORS and error.errno != errno.EROFS:
+            return False
         usable, reason = False, f"cannot be created ({error.strerror})"
     if not usable:
         raise WdiffError(f"--cache-dir {given}: {reason}; give a writable folder, or --no-cache")
+    return True

@@ -51,16 +51,17 @@ def estimate_video_flows(
         "estimator": estimator.key,
         "method": estimator.key["method"],
     }
-    key = None
-    if cache is not None and cache.folder is not None:
-        key = cache.key(video=content_digest(info.path), estimator=estimator.key)
-        entry = cache.open(key)
-        if entry is not None:
-            if advance:
-                advance(info.frame_count - 1)
-            return FlowField.from_file(entry, **metadata), True
     pairs = info.frame_count - 1
     specs = field_specs(pairs, info.width, info.height)
+    key = None
+    if cache is not None and cache.folder is not None:
+        video = {"frames": info.frame_count, "width": info.width, "height": info.height}
+        key = cache.key(video=content_digest(info.path), estimator=estimator.key, **video)
+        entry = cache.open(key, specs)  # checked: computed from these, of these shapes
+        if entry is not None:
+            if advance:
+                advance(pairs)
+            return FlowField.from_file(entry, **metadata), True
     with RowSink(specs, cache=cache, key=key) as sink:
         for start, rows in _estimated_pairs(reader, estimator, batch):
             sink.write(start, rows)
