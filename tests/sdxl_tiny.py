@@ -20,9 +20,19 @@ def _tokenizer_files(folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n")
 
 
-def make_tiny_sdxl(folder: Path, in_channels: int = 4, name: str = "sdxl") -> Path:
+def make_tiny_sdxl(
+    folder: Path,
+    in_channels: int = 4,
+    name: str = "sdxl",
+    scheduler=None,
+    latents_stats: bool = False,
+    variant: str | None = None,
+) -> Path:
     """``in_channels`` 4: a base SDXL; 9: the layout of the public SDXL inpainting checkpoints
-    (saved by ``StableDiffusionXLInpaintPipeline``); 8: a wdiff SR fine-tune."""
+    (saved by ``StableDiffusionXLInpaintPipeline``); 8: a wdiff SR fine-tune. ``scheduler``: a
+    diffusers scheduler (default SDXL's Euler, 'leading'); ``latents_stats``: the VAE config
+    has ``latents_mean``/``latents_std`` (Playground v2.5); ``variant``: weights saved as
+    ``*.{variant}.safetensors`` only."""
     from diffusers import (
         AutoencoderKL,
         EulerDiscreteScheduler,
@@ -64,6 +74,10 @@ def make_tiny_sdxl(folder: Path, in_channels: int = 4, name: str = "sdxl") -> Pa
         latent_channels=4,
         sample_size=64,
     )
+    if latents_stats:
+        vae.register_to_config(
+            latents_mean=[0.1, -0.2, 0.3, 0.05], latents_std=[0.9, 1.1, 0.8, 1.2]
+        )
     text = CLIPTextConfig(
         bos_token_id=0,
         eos_token_id=1,
@@ -77,7 +91,7 @@ def make_tiny_sdxl(folder: Path, in_channels: int = 4, name: str = "sdxl") -> Pa
         projection_dim=32,
         hidden_act="gelu",
     )
-    scheduler = EulerDiscreteScheduler(
+    scheduler = scheduler or EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -100,5 +114,5 @@ def make_tiny_sdxl(folder: Path, in_channels: int = 4, name: str = "sdxl") -> Pa
         scheduler=scheduler,
     )
     target = folder / name
-    pipeline.save_pretrained(target)
+    pipeline.save_pretrained(target, variant=variant)
     return target

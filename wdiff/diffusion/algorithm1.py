@@ -19,7 +19,7 @@ from wdiff.diffusion.guidance import GuidanceSettings
 from wdiff.diffusion.sampler import SOLVERS
 from wdiff.flow.motion import Motion
 from wdiff.flow.ops import chain, chain_valid, warp_bilinear
-from wdiff.models.base import Denoiser
+from wdiff.models.base import Denoiser, init_noise_sigma
 from wdiff.noise.base import Warper
 
 
@@ -99,7 +99,7 @@ def warped_diffusion(
                     anchors.append((h_first, flow_0j, valid_0j, guidance.first_strength))
         noise = warper.sample(state)  # unit-scale, float32 (B, C, h, w)
         s = sigmas.to(noise.device, torch.float32)
-        x = noise.to(torch.float32) * s[0]  # u_tau^(j) ~ N(0, sigma_max^2 Q)
+        x = noise.to(torch.float32) * init_noise_sigma(denoiser, s)  # ~ N(0, sigma_max^2 Q)
 
         h_j: list[torch.Tensor] = []
         for i in range(steps):

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from wdiff.models.base import Denoiser
+from wdiff.models.base import Denoiser, init_noise_sigma
 from wdiff.noise.base import white_noise
 from wdiff.tasks import LinearOperator, cg_least_squares
 
@@ -58,7 +58,7 @@ def sample_window(
     sigmas = sigmas.to(device, torch.float32)
     size = (1, *shape)
     x = white_noise(size, seed, "batch-consistent", "init", device=device)
-    x = (x * sigmas[0]).expand(window.frames, *shape).contiguous()
+    x = (x * init_noise_sigma(denoiser, sigmas)).expand(window.frames, *shape).contiguous()
     keep = math.sqrt(max(1.0 - settings.eta**2, 0.0))
     for step in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[step], sigmas[step + 1]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
-from wdiff.models.base import Denoiser
+from wdiff.models.base import Denoiser, init_noise_sigma
 
 SOLVERS = ("euler", "heun")
 
@@ -79,14 +79,15 @@ def sample_frame(
 ) -> FrameResult:
     """Sample one frame from ``noise`` (unit-scale, ``(B, C, h, w)``) along ``sigmas``.
 
-    ``x = sigmas[0] * noise``; each step evaluates ``h = D(x, sigma_i, cond)`` (with a graph only
-    when ``guide`` needs it), takes the ODE step, then subtracts ``guide.gradient``;
+    ``x = noise * models.base.init_noise_sigma`` (``sigmas[0]`` unless the model has its own);
+    each step evaluates ``h = D(x, sigma_i, cond)`` (with a graph only when ``guide`` needs it),
+    takes the ODE step, then subtracts ``guide.gradient``;
     ``on_step(steps_done)`` is called after each step (progress display).
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver {solver!r}: use one of {SOLVERS}")
     sigmas = sigmas.to(noise.device, torch.float32)
-    x = noise.to(torch.float32) * sigmas[0]
+    x = noise.to(torch.float32) * init_noise_sigma(denoiser, sigmas)
     predictions: list[torch.Tensor] = []
     errors: list[float] = []
     for step in range(len(sigmas) - 1):

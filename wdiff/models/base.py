@@ -50,3 +50,14 @@ class Denoiser(Protocol):
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, cond: Any) -> torch.Tensor:
         """The denoised prediction ``x0_hat``, shaped like ``x``; differentiable in ``x``."""
+
+
+def init_noise_sigma(denoiser: Denoiser, sigmas: torch.Tensor) -> torch.Tensor:
+    """The standard deviation of the first x for ``sigmas``: the denoiser's own
+    ``init_noise_sigma(sigmas)`` when it has one (a diffusers folder starts as its pipeline
+    does: ``sqrt(sigma_max^2 + 1)`` for 'leading' and variance-preserving schedules), else
+    ``sigmas[0]``."""
+    own = getattr(denoiser, "init_noise_sigma", None)
+    if own is None:
+        return sigmas[0]
+    return torch.as_tensor(own(sigmas), dtype=torch.float32, device=sigmas.device)

@@ -43,7 +43,6 @@ def finetune_sdxl(settings: TrainSettings, report: Report | None = None) -> dict
     from diffusers import StableDiffusionXLPipeline
 
     from wdiff.datasets import random_masks, training_images
-    from wdiff.diffusion.schedules import training_sigmas
     from wdiff.models.sdxl import SDXLDenoiser, SDXLOptions, check_folder, is_sdxl_folder
     from wdiff.tasks import Inpainting, SuperResolution
 
@@ -64,7 +63,7 @@ def finetune_sdxl(settings: TrainSettings, report: Report | None = None) -> dict
     unet, optimizer = accelerator.prepare(unet, optimizer)
     denoiser.unet = unet
     start = resume_checkpoint(accelerator, checkpoint) if settings.resume else 0
-    sigmas = training_sigmas(denoiser.scheduler)
+    sigmas = denoiser.schedule.training_sigmas()
 
     def loss_of(crops: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         crops = crops.to(accelerator.device)
