@@ -19,9 +19,11 @@ from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
 from wdiff.video import VideoWriter, open_video
 
 SIZE = (64, 48)
-# RGB -> yuv420p shares chroma over 2x2 pixels (and swscale's filter reaches a pixel further):
-# pixels this close to the hole may carry some of its colour even when encoded losslessly
-CHROMA_MARGIN = 2
+# RGB -> yuv420p shares chroma over 2x2 pixels (swscale's filter reaching a pixel further),
+# and reading interpolates chroma bilinearly from the neighbouring 2x2 blocks: pixels this
+# close to the hole may carry some of its colour even when encoded losslessly (measured: 11
+# pixels 3 px away differ by up to 2 levels, none 4 px away)
+CHROMA_MARGIN = 4
 MACROBLOCK = 8  # lossy H.264 spreads a block's error over it (and deblocking beyond)
 
 
@@ -91,8 +93,8 @@ def test_feather_blends_inside_the_hole_and_dilation_grows_it(media):
     rim = hole & grown(~hole, 3)
     assert np.abs(soft - hard)[:, rim].mean() > 5  # the seam is blended
 
-    wide = inpaint(folder, model, clip, "wide.mp4", "--crf", "0", "--mask-dilate", "4")
-    ring = grown(hole, 4) & ~grown(hole, CHROMA_MARGIN)
+    wide = inpaint(folder, model, clip, "wide.mp4", "--crf", "0", "--mask-dilate", "6")
+    ring = grown(hole, 6) & ~grown(hole, CHROMA_MARGIN)
     assert np.abs(wide - hard)[:, ring].mean() > 10  # the ring is filled now
-    beyond = ~grown(hole, 4 + CHROMA_MARGIN)
+    beyond = ~grown(hole, 6 + CHROMA_MARGIN)
     assert np.array_equal(wide[:, beyond], hard[:, beyond])

@@ -101,6 +101,3 @@ def guess_matrix(size: tuple[int, int]) -> int:
 def default_colour(size: tuple[int, int]) -> Colour:
     """The colour of an untagged YUV stream of this size."""
     return Colour.from_tags(UNSPECIFIED, UNSPECIFIED, UNSPECIFIED, False, size)
-
-
-RGB_SOURCE = Colour()  # images and RGB streams: written as BT.709, limited range

@@ -14,7 +14,7 @@ import numpy as np
 
 from wdiff.errors import WdiffError
 from wdiff.outputs import atomic_output
-from wdiff.video.colour import RGB_SOURCE, Colour
+from wdiff.video.colour import Colour, default_colour
 from wdiff.video.encoding import Encoding, check_choice, choose_encoding
 from wdiff.video.images import write_png
 from wdiff.video.info import CONTAINERS, IMAGE_SUFFIXES, VideoInfo
@@ -49,8 +49,9 @@ class VideoWriter:
     converted to YUV with that matrix and range); the bit depth and chroma subsampling where
     the encoder allows (``encoding.choose_encoding``: ``codec``, ``pix_fmt`` override); each
     frame's time (a variable frame rate stays variable); every audio and subtitle stream with
-    its tags (``streams.StreamCopier``), cut at the video's end. Without one: BT.709, 8-bit
-    4:2:0 H.264 at ``fps``. Odd sizes are stored as they are (4:4:4 for H.264/HEVC).
+    its tags (``streams.StreamCopier``), cut at the video's end. Without one (or from RGB):
+    8-bit 4:2:0 H.264 at ``fps``, in the colour an untagged stream of its size is read with
+    (``colour.default_colour``), tagged. Odd sizes are stored as they are (4:4:4 for H.264/HEVC).
     ``warn`` hears what could not be kept as it was.
 
     Writes go to a temporary file beside ``path`` that :meth:`close` renames onto it; on an
@@ -86,7 +87,7 @@ class VideoWriter:
         self._start = start_frame
         self._codec, self._pix_fmt = codec, pix_fmt
         self._warn = warn
-        self.colour: Colour = (source.colour if source else None) or RGB_SOURCE
+        self.colour: Colour | None = source.colour if source else None  # set at the first frame
         self._atomic = atomic_output(self.path)
         self._temporary: Path | None = None
         self._container = None
@@ -196,6 +197,8 @@ class VideoWriter:
     def _open_container(self, width: int, height: int) -> None:
         container_format = CONTAINERS[self.path.suffix.lower()]
         source = self._source
+        if self.colour is None:  # tagged as an untagged stream of this size is read
+            self.colour = default_colour((width, height))
         self.encoding = choose_encoding(
             container_format,
             (width, height),
