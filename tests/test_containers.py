@@ -423,3 +423,35 @@ def test_eval_crops_the_original_of_a_degraded_clip_as_degrade_did(tmp_path, cap
     assert summary["psnr"]["mean"] == 100.0  # the same pixels: cropped at the top left
     # a size no degrade crop gives is still refused
     assert main(["eval", str(low), "--reference", str(source), "-o", str(out), "-q"]) == 2
+
+
+@pytest.mark.slow  # about 6 s on 2 idle cores
+def test_upscale_keeps_colour_depth_times_and_streams(tmp_path, sr_model):
+    from wdiff.cli import main
+
+    times = [0, 40, 90, 100, 180, 250]
+    source = write_clip(
+        tmp_path / "in.mp4",
+        pix_fmt="yuv420p10le",
+        matrix=1,
+        times_ms=times,
+        audio=AUDIO_TRACKS,
+        subtitles="mov_text",
+    )
+    out = tmp_path / "out.mp4"
+    args = ["upscale", str(source), "--scale", "2", "--steps", "1", "--model", str(sr_model)]
+    assert main(["--quiet", *args, "--no-cache", "-o", str(out)]) == 0
+    seen = probe(out)
+    assert (seen["size"], seen["pix_fmt"], seen["tags"]) == ((64, 48), "yuv420p10le", (1, 1, 1))
+    assert stream_tags(out) == [
+        *(("audio", "aac", language, title) for language, title in AUDIO_TRACKS),
+        ("subtitle", "mov_text", "deu", "Untertitel"),
+    ]
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        shown = sorted(
+            float(packet.pts * packet.time_base) * 1000
+            for packet in container.demux(stream)
+            if packet.size
+        )
+    assert np.abs(np.array(shown) - times).max() < 1
