@@ -154,7 +154,7 @@ def interrupted_run(clip: Path, model: Path, output: Path, frames: int) -> None:
 
     given = {"scale": 2, "steps": 1, "model": str(model)}
     job = plan_restore("sr", clip, output, given=given, use_cache=False)
-    with pytest.raises(Interrupted, match=f"{frames} finished frames kept"):
+    with pytest.raises(Interrupted, match=f"{frames} finished frames? kept"):
         run_restore(job, feedback=Feedback(frame_bars=interrupt_after(frames)))
     assert frames_done(output) == frames and not lock_path(output).exists()
 
@@ -310,3 +310,71 @@ def test_a_full_cache_disk_costs_the_cache_not_the_flows(tmp_path, clip, tmpfs, 
     assert len(err) == 1 and "not cached" in err[0] and "No space" in err[0], err
     assert out.read_bytes() == reference.read_bytes()
     assert list((cache_dir / "flow").iterdir()) == []  # no entry, no partial file
+
+
+def failed_write(capfd, frames: int) -> str:
+    """The one error line of a run that hit a full disk: the name of the file it names."""
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0], err
+    if frames:
+        assert f"--resume (it keeps {frames} finished frame" in err[0], err
+    else:
+        assert "free some space there or choose another -o" in err[0], err
+    return Path(err[0].removeprefix("wdiff: error: ").split(":")[0]).name
+
+
+@pytest.mark.slow  # ten runs of a 6-frame clip
+def test_a_full_disk_at_each_write_then_resume_gives_the_same_bytes(
+    tmp_path, clip, sr_model, tmpfs, capfd
+):
+    """The output's folder and the resume folder each on a small tmpfs, grown after each
+    failure: every write of a run (report, CSV, video; frame PNG, state) fails once, says so in
+    one line, and ``--resume`` goes on from the last state written to the uninterrupted bytes."""
+    whole = tmp_path / "whole.mp4"
+    assert main(upscale(clip, sr_model, whole)) == 0
+    folder = tmpfs(tmp_path / "disk", "4k")
+    out = folder / "out.mp4"
+    kept = tmpfs(resume_folder(out), "4m")
+
+    # the output's side: all frames kept, then the report, the CSV and the video fail in turn
+    failed, size, extra, used = [], 4096, [], {}
+    while main(upscale(clip, sr_model, out, *extra)) != 0:
+        failed.append(failed_write(capfd, FRAMES))
+        assert frames_done(out) == FRAMES and not out.exists()
+        assert sorted(p.name for p in folder.iterdir()) == [kept.name]  # no report, no temporary
+        used = used or {p.name: p.stat().st_blocks * 512 for p in kept.iterdir()}
+        size, extra = size + 4096, ["--resume"]
+        resize(folder, str(size))
+        assert size < 64 * 4096, failed
+    assert list(dict.fromkeys(failed)) == ["out.report.json", "out.frames.csv", "out.mp4"]
+    assert out.read_bytes() == whole.read_bytes()
+    assert json.loads((folder / "out.report.json").read_text())["frames"]
+    assert list(kept.iterdir()) == []  # the state removed (the folder is a mount point)
+
+    # the resume folder's side: the first frame's PNG fails; then, the first frame and its
+    # state kept (a Ctrl-C), the second frame's PNG, then the state after it
+    resize(folder, "1m")
+    out = folder / "again.mp4"
+    kept = tmpfs(resume_folder(out), "4k")
+    assert main(upscale(clip, sr_model, out)) == 2
+    assert failed_write(capfd, 0) == "frame_000000.png" and frames_done(out) == 0
+    resize(kept, "4m")
+    interrupted_run(clip, sr_model, out, 1)
+    state = (kept / STATE_FILE).stat().st_blocks * 512
+    usage = sum(p.stat().st_blocks * 512 for p in kept.iterdir())
+    # a PNG takes 2 pages or more; the state after frame 1 is no smaller than after frame 0
+    frame1 = used["frame_000001.png"]
+    for room, name in (
+        (usage + 4096, "frame_000001.png"),
+        (usage + frame1 + state - 4096, STATE_FILE),
+    ):
+        resize(kept, str(room))
+        assert main(upscale(clip, sr_model, out, "--resume")) == 2
+        assert failed_write(capfd, 1) == name
+        assert frames_done(out) == 1 and not out.exists()
+        assert [p.name for p in kept.iterdir() if ".partial-" in p.name] == []
+        assert set(no_leftovers(folder)) == {".out.mp4.resume", kept.name}  # mount points
+    resize(kept, "4m")
+    assert main(upscale(clip, sr_model, out, "--resume")) == 0
+    assert out.read_bytes() == whole.read_bytes()
+    assert (folder / "again.report.json").is_file() and list(kept.iterdir()) == []

@@ -113,15 +113,20 @@ def report_paths(output: Path) -> tuple[Path, Path]:
 
 
 def write_report(report: dict, output: Path) -> tuple[Path, Path]:
-    """``OUT.report.json`` and ``OUT.frames.csv`` beside the output (atomically)."""
+    """``OUT.report.json`` and ``OUT.frames.csv`` beside the output, each atomically, both or
+    neither (a full disk at the CSV removes the JSON); a full disk is one ``DiskFull``."""
     from wdiff.outputs import atomic_output
 
     json_path, csv_path = report_paths(output)
     with atomic_output(json_path) as temporary:
         temporary.write_text(json.dumps(report, indent=2) + "\n")
-    with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as handle:
-        columns = dict.fromkeys(key for row in report["frames"] for key in row)
-        writer = csv.DictWriter(handle, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(report["frames"])
+    try:
+        with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as handle:
+            columns = dict.fromkeys(key for row in report["frames"] for key in row)
+            writer = csv.DictWriter(handle, fieldnames=list(columns))
+            writer.writeheader()
+            writer.writerows(report["frames"])
+    except BaseException:
+        json_path.unlink(missing_ok=True)
+        raise
     return json_path, csv_path
