@@ -53,6 +53,7 @@ class RestoreSettings:
     vae_tiling: bool = False
     vae_slicing: bool = False
     cpu_offload: bool = False
+    noise_level: int = 20  # SD x4 upscaler: the low-res frame's noise level (its pipeline's)
     tile: int | str = "auto"  # output pixels per tile side, 0 = whole frames, or "auto"
     tile_overlap: int = 32  # output pixels shared by neighbouring tiles
 
@@ -91,6 +92,8 @@ class RestoreSettings:
     def _check_ranges(self) -> None:
         if self.steps < 1:
             raise WdiffError(f"--steps {self.steps}: use at least 1")
+        if self.noise_level < 0:
+            raise WdiffError(f"--noise-level {self.noise_level}: use 0 or more")
         if self.guidance < 0 or self.first_guidance < 0:
             raise WdiffError("--guidance and --first-guidance must be >= 0")
         if not 0 <= self.guidance_fraction <= 1:

@@ -149,6 +149,16 @@ class RestoreOptions:
             rich_help_panel=SDXL_PANEL,
         ),
     ] = False
+    noise_level: Annotated[
+        int,
+        typer.Option(
+            "--noise-level",
+            help="SD x4 upscaler: noise added to the low-res frame, as the pipeline's "
+            "noise_level (0 to its max_noise_level, 350).",
+            min=0,
+            rich_help_panel=SDXL_PANEL,
+        ),
+    ] = 20
     tile: Annotated[
         str,
         typer.Option(

@@ -1,5 +1,7 @@
 """The denoiser and the task a restore runs: ``--model`` resolved to a built-in model, a
-``wdiff finetune`` run folder or model file, or a diffusers SDXL folder."""
+``wdiff finetune`` run folder or model file, or a diffusers folder, recognised by its
+``model_index.json`` ``_class_name``: SDXL (fine-tuned by ``wdiff finetune``, or SDXL
+inpainting), SD 1.5/2 inpainting or the SD x4 upscaler."""
 
 from __future__ import annotations
 
@@ -31,10 +33,52 @@ def load_denoiser(settings: RestoreSettings, device: torch.device):
     if not path.exists():
         raise WdiffError(f"--model {name}: no such file or folder; use builtin or a model file")
     if path.is_dir():
-        return _load_sdxl(path, settings, device)
+        return _load_folder(path, settings, device)
     raise WdiffError(
         f"--model {name}: not a model; use builtin, a `wdiff finetune` run folder or model "
-        "file, or a diffusers SDXL folder"
+        "file, or a diffusers folder"
+    )
+
+
+def _load_folder(path: Path, settings: RestoreSettings, device: torch.device):
+    """A diffusers folder run as its own pipeline runs it; other pipelines refused."""
+    from wdiff.models.folder import (
+        SD_INPAINT,
+        SD_UPSCALE,
+        SDXL_PIPELINES,
+        SUPPORTED,
+        FolderOptions,
+        pipeline_class,
+    )
+
+    kind = pipeline_class(path)
+    options = FolderOptions(
+        settings.dtype, settings.vae_tiling, settings.vae_slicing, settings.cpu_offload
+    )
+    tasks = {SD_INPAINT: "inpaint", SD_UPSCALE: "sr", SDXL_PIPELINES[1]: "inpaint"}
+    wanted = tasks.get(kind, settings.task)
+    if kind in SUPPORTED and wanted != settings.task:
+        verb = "upscale" if wanted == "sr" else "inpaint"
+        raise WdiffError(f"--model {settings.model}: a {kind} folder; use it with wdiff {verb}")
+    if kind in SDXL_PIPELINES:
+        return _load_sdxl(path, settings, device)
+    if kind == SD_INPAINT:
+        from wdiff.models.sd import SDInpaintDenoiser
+
+        return SDInpaintDenoiser(path, device, options)
+    if kind == SD_UPSCALE:
+        from wdiff.models.sd import SDUpscaleDenoiser
+
+        denoiser = SDUpscaleDenoiser(path, device, options, settings.noise_level, settings.seed)
+        if settings.scale != denoiser.scale:
+            raise WdiffError(
+                f"--scale {settings.scale}: the SD upscaler {settings.model} upscales by "
+                f"{denoiser.scale}; use --scale {denoiser.scale}"
+            )
+        return denoiser
+    raise WdiffError(
+        f"--model {settings.model}: a {kind} folder is not supported; wdiff runs "
+        f"{', '.join(SUPPORTED)} folders (StableDiffusionXLPipeline fine-tuned by wdiff finetune)"
     )
 
 
