@@ -116,17 +116,22 @@ def test_the_folders_scheduler_runs_as_its_pipeline_runs_it(name, tmp_path):
     torch.testing.assert_close(my_t, their_t, atol=1e-6, rtol=0)
     # the first two UNet inputs (the first x, and the first step: first order for all)
     compared = STEPS if name in FIRST_ORDER else 2
-    for (my_args, _, _), (their_args, _, _) in zip(mine[:compared], theirs[:compared], strict=True):
-        torch.testing.assert_close(my_args[0], their_args[0], atol=1e-5, rtol=0)
-    for mine_x0, their in zip(result.predictions[:compared], their_x0[:compared], strict=True):
-        if their is not None:
-            torch.testing.assert_close(mine_x0, their, atol=1e-5, rtol=0)
+    pairs = [(m[0][0], t[0][0]) for m, t in zip(mine[:compared], theirs[:compared], strict=True)]
+    pairs += [
+        (m, t)
+        for m, t in zip(result.predictions[:compared], their_x0[:compared], strict=True)
+        if t is not None
+    ]
+    for a, b in pairs:
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     if name in FIRST_ORDER:
         torch.testing.assert_close(result.x0, their_latents, atol=1e-5, rtol=0)
     # decoded as the pipeline decodes (the VAE's latents_mean/std for the Playground layout)
     with torch.no_grad():
         pixels = (ours.decode(their_latents) + 1) / 2
     torch.testing.assert_close(pixels, images, atol=1e-5, rtol=0)
+    largest = max(float((a - b).abs().max()) for a, b in pairs)
+    print(f"{name}: UNet inputs and x0 over {compared} steps {largest:.2e}")
 
 
 def test_an_fp16_variant_folder_loads_and_runs_with_nothing_on_stderr(tmp_path, capfd):
