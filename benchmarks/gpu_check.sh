@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One prepared GPU check, for sessions lent a GPU machine (under 8 minutes on an H100/H200):
 # the `gpu` tests, noise warping at 128² and 1024² (CPU and CUDA rows), and guided sampling with
-# a randomly initialised full-size SDXL UNet in bf16 at 1024² (seconds per frame, peak memory).
+# a randomly initialised full-size SDXL UNet in bf16 at 1024² (seconds per frame, peak memory), and
+# a smoke run of every diffusers layout wdiff accepts (tiny random folders built on the spot: SDXL
+# inpainting with an EDM scheduler, an fp16-variant folder, SD inpainting, the SD x4 upscaler)
+# through `wdiff inpaint`/`upscale` in fp16 on CUDA, the half-precision path a CPU never takes.
 # Each part has its own time limit, so one that hangs does not cost the rest. JSON and logs go to
 # $OUT (default benchmarks/results/gpu_check/); a summary line per part is printed at the end.
 #
@@ -30,7 +33,9 @@ part sdxl_full 150 "$PY" benchmarks/sdxl_sampling.py --device cuda --mode full -
   --steps 10 --out "$OUT/sdxl_sampling_full.json"
 part sdxl_cheap 90 "$PY" benchmarks/sdxl_sampling.py --device cuda --mode cheap --frames 3 \
   --steps 10 --out "$OUT/sdxl_sampling_cheap.json"
+part layouts_fp16 120 "$PY" benchmarks/layouts_smoke.py --device cuda --dtype fp16 \
+  --out "$OUT/layouts_fp16.json"
 
 printf '%s\n' "${summary[@]}"
-for file in "$OUT"/sdxl_sampling_*.json; do [ -f "$file" ] && cat "$file"; done
+for file in "$OUT"/sdxl_sampling_*.json "$OUT"/layouts_fp16.json; do [ -f "$file" ] && cat "$file"; done
 grep -h -E "(gp|integral) " "$OUT/noise_warp.log" | grep -E " (128|1024)²" | head -20
