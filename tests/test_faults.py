@@ -378,3 +378,43 @@ def test_a_full_disk_at_each_write_then_resume_gives_the_same_bytes(
     assert main(upscale(clip, sr_model, out, "--resume")) == 0
     assert out.read_bytes() == whole.read_bytes()
     assert (folder / "again.report.json").is_file() and list(kept.iterdir()) == []
+
+
+# --- Ctrl-C twice ----------------------------------------------------------------------------
+
+
+def stopped_mid_run(clip: Path, model: Path, output: Path) -> subprocess.Popen:
+    """A ``wdiff upscale`` child, stopped (SIGSTOP) once its first frame is kept."""
+    child = start_wdiff(upscale(clip, model, output), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while frames_done(output) < 1 and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGSTOP)
+    assert child.poll() is None and frames_done(output) >= 1, "the run ended too soon"
+    return child
+
+
+@pytest.mark.slow  # two children importing torch
+def test_ctrl_c_twice_exits_130_with_one_line(tmp_path, clip, sr_model):
+    # back to back: the second lands wherever the first's unwinding has got to
+    out = tmp_path / "out.mp4"
+    child = stopped_mid_run(clip, sr_model, out)
+    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGCONT)
+    child.send_signal(signal.SIGINT)
+    err = child.communicate(timeout=120)[1].strip().splitlines()
+    assert child.returncode == 130, (child.returncode, err)
+    assert len(err) == 1 and err[0].startswith("wdiff: interrupted"), err
+    assert frames_done(out) >= 1 and not out.exists()
+    # after the first one's line, while the interpreter shuts down: nothing more is said
+    out = tmp_path / "again.mp4"
+    child = stopped_mid_run(clip, sr_model, out)
+    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGCONT)
+    line = child.stderr.readline()
+    child.send_signal(signal.SIGINT)
+    rest = child.communicate(timeout=120)[1]
+    assert child.returncode == 130, (child.returncode, line, rest)
+    assert line.startswith("wdiff: interrupted; ") and "--resume" in line and rest == ""
+    # and what was kept resumes: the lock of a child that exited at once is taken over
+    assert main(upscale(clip, sr_model, out, "--resume")) == 0

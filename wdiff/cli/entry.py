@@ -1,10 +1,21 @@
 """``main``, the ``wdiff`` script: runs the app and maps what it raises to an exit code and one
 line on stderr, always ``wdiff: error: ...`` (a usage error names the command's ``--help``;
-tracebacks only with ``--debug``)."""
+tracebacks only with ``--debug``).
+
+Ctrl-C: the first raises ``KeyboardInterrupt`` where the work is (between two Python steps: a
+running torch operation finishes first), which unwinds cleanly (temporaries removed, the resume
+state of the frames finished kept) to one ``wdiff: interrupted; ...`` line and exit 130. A
+second one, during that cleanup or the interpreter's shutdown, exits 130 at once: one line if
+none was said yet, never a traceback.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 import traceback
 
 import typer
@@ -28,15 +39,55 @@ def _say(line: str) -> None:
     typer.echo(line, err=True)
 
 
+_interrupt = {"said": False}  # whether the line of an interrupted run was printed
+
+
+def _first_interrupt(signum, frame) -> None:
+    signal.signal(signal.SIGINT, _second_interrupt)
+    raise KeyboardInterrupt
+
+
+def _second_interrupt(signum, frame) -> None:
+    """Exit 130 now, without unwinding: what was finished is on disk already (every write is
+    atomic), temporaries are removed by the next run, its lock taken over."""
+    if not _interrupt["said"]:
+        os.write(2, b"wdiff: interrupted again; stopped at once (finished frames are kept)\n")
+    with contextlib.suppress(Exception):  # interrupted inside a write to stdout, say
+        sys.stdout.flush()
+    os._exit(130)
+
+
+def _say_interrupted(line: str) -> None:
+    """The interrupted run's one line; a Ctrl-C while it is printed waits until it is out."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        _say(line)
+        _interrupt["said"] = True
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _handle_interrupts() -> bool:
+    """Take over Ctrl-C in the script's main thread (not when SIGINT is ignored, as in a
+    background job); whether it was."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return False
+    signal.signal(signal.SIGINT, _first_interrupt)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wdiff`` script; returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    handled = argv is None and _handle_interrupts()
     try:
         result = app(args=args, prog_name="wdiff", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == 130:  # Ctrl-C outside the long work: typer turns it into Exit(130), returned
-            _say("wdiff: interrupted; no output was written")
+            _say_interrupted("wdiff: interrupted; no output was written")
     except click_exceptions.NoArgsIsHelpError as error:
         typer.echo(error.ctx.get_help() if error.ctx else "", err=True)
         code = 2
@@ -45,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"wdiff: error: {error.format_message()} (see '{where} --help')")
         code = 2
     except (typer.Abort, KeyboardInterrupt):
-        _say("wdiff: interrupted; no output was written")
+        _say_interrupted("wdiff: interrupted; no output was written")
         code = 130
     except Interrupted as interrupted:
-        _say(f"wdiff: interrupted; {interrupted}")
+        _say_interrupted(f"wdiff: interrupted; {interrupted}")
         code = 130
     except WdiffError as error:
         if debug:
@@ -65,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             "(rerun with --debug for the traceback and report it)"
         )
         code = 1
+    if handled:  # from here on (the interpreter's shutdown) Ctrl-C ends it at once
+        signal.signal(signal.SIGINT, _second_interrupt)
+        _interrupt["said"] = _interrupt["said"] or code != 130
     if argv is None:
         sys.exit(code)
     return code
