@@ -13,8 +13,10 @@ from media import make_clip
 from sdxl_tiny import make_tiny_sdxl
 
 from wdiff.cli import main
+from wdiff.config import RestoreSettings
 from wdiff.errors import WdiffError
 from wdiff.models.sdxl import SDXLDenoiser, SDXLOptions
+from wdiff.restore.models import load_denoiser
 from wdiff.tasks import SuperResolution
 from wdiff.video import open_video
 
@@ -167,7 +169,8 @@ def test_finetune_one_step_then_upscale_and_inpaint(tiny_sdxl, tmp_path):
     args = ["finetune", "--task", "sr", "--noise", "gp", "--arch", str(tiny_sdxl)]
     args += ["--steps", "1", "--batch-size", "2", "--crop", "32", "--lr", "1e-3"]
     assert main([*args, "--out", str(tuned), "--quiet"]) == 0
-    assert (tuned / "model_index.json").is_file()
+    index = json.loads((tuned / "model_index.json").read_text())
+    assert index["_wdiff_finetune"] == {"task": "sr", "noise": "gp"}  # told apart from public
     # the saved UNet is already widened: loading it again must not widen it twice
     denoiser = SDXLDenoiser(tuned, "sr", "cpu", SDXLOptions(dtype="fp32"))
     assert not denoiser.widened and denoiser.unet.config.in_channels == 8
@@ -182,6 +185,10 @@ def test_finetune_one_step_then_upscale_and_inpaint(tiny_sdxl, tmp_path):
     assert (info.width, info.height, info.frame_count) == (32, 24, 4)
     report = json.loads((tmp_path / "up.report.json").read_text())
     assert report["frames"][1]["warping_error_previous"] is not None
+    # an SR fine-tune is refused for inpainting in one line, by its mark, before loading
+    settings = RestoreSettings(task="inpaint", model=str(tuned))
+    with pytest.raises(WdiffError, match="fine-tuned by wdiff finetune for sr; use it with wdiff"):
+        load_denoiser(settings, torch.device("cpu"))
     # a latent model's report also has the errors in its working space
     assert report["frames"][1]["latent_warping_error_previous"] is not None
     assert report["mean_latent_warping_error_first"] >= 0

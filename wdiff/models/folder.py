@@ -26,6 +26,7 @@ SDXL_PIPELINES = ("StableDiffusionXLPipeline", "StableDiffusionXLInpaintPipeline
 SD_INPAINT = "StableDiffusionInpaintPipeline"
 SD_UPSCALE = "StableDiffusionUpscalePipeline"
 SUPPORTED = (*SDXL_PIPELINES, SD_INPAINT, SD_UPSCALE)
+FINETUNE_MARK = "_wdiff_finetune"  # model_index.json key of wdiff's own fine-tunes
 _SDXL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
 COMPONENTS = {name: _SDXL_PARTS for name in SDXL_PIPELINES} | {
     SD_INPAINT: ("unet", "vae", "text_encoder", "tokenizer"),
@@ -58,6 +59,16 @@ def pipeline_class(path: Path) -> str:
         return str(json.loads(index.read_text()).get("_class_name"))
     except (OSError, ValueError) as error:
         raise WdiffError(f"{index}: not readable as JSON ({error})") from error
+
+
+def finetune_mark(path: Path) -> dict | None:
+    """What ``wdiff finetune`` wrote into the ``model_index.json`` of a folder it saved
+    (``{"task": ..., "noise": ...}``; diffusers ignores keys beginning with ``_``), else None."""
+    try:
+        mark = json.loads((Path(path) / "model_index.json").read_text()).get(FINETUNE_MARK)
+    except (OSError, ValueError):
+        return None
+    return mark if isinstance(mark, dict) else None
 
 
 def weights_variant(folder: Path) -> str | None:

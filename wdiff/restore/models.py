@@ -83,7 +83,16 @@ def _load_folder(path: Path, settings: RestoreSettings, device: torch.device):
 
 
 def _load_sdxl(path: Path, settings: RestoreSettings, device: torch.device):
+    from wdiff.models.folder import finetune_mark
     from wdiff.models.sdxl import SDXLDenoiser, SDXLOptions
+
+    mark = finetune_mark(path)
+    if mark and mark.get("task") != settings.task:
+        verb = "upscale" if mark.get("task") == "sr" else "inpaint"
+        raise WdiffError(
+            f"--model {settings.model}: fine-tuned by wdiff finetune for {mark.get('task')}; "
+            f"use it with wdiff {verb}"
+        )
 
     options = SDXLOptions(
         settings.dtype, settings.vae_tiling, settings.vae_slicing, settings.cpu_offload

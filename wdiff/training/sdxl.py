@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from wdiff.models.folder import FINETUNE_MARK
 from wdiff.training.examples import sr_scale, training_noise
 from wdiff.training.folder import (
     check_out_folder,
@@ -92,7 +93,8 @@ def finetune_sdxl(settings: TrainSettings, report: Report | None = None) -> dict
             pipeline = StableDiffusionXLPipeline.from_pretrained(
                 base, unet=tuned.to(torch.float32), local_files_only=True
             )
-            save_pipeline(pipeline, out)
+            mark = {"task": settings.task, "noise": settings.noise}
+            save_pipeline(pipeline, out, mark)
             summary = run_summary(accelerator, settings, began, seen, len(images))
             text = json.dumps({"settings": asdict(settings), "summary": summary}, indent=2)
             write_atomic(
@@ -102,15 +104,21 @@ def finetune_sdxl(settings: TrainSettings, report: Report | None = None) -> dict
     return summary
 
 
-def save_pipeline(pipeline: DiffusionPipeline, out: Path) -> None:
+def save_pipeline(pipeline: DiffusionPipeline, out: Path, mark: dict | None = None) -> None:
     """``pipeline.save_pretrained`` into a hidden folder inside ``out``, then its parts moved into
     ``out`` with ``model_index.json`` last: a failed save (a full disk) raises WdiffError and
-    leaves no half-written model that would pass for a trained one."""
+    leaves no half-written model that would pass for a trained one. ``mark`` goes into
+    ``model_index.json`` (``models.folder.FINETUNE_MARK``): wdiff's fine-tunes told apart."""
     staging = out / ".model.partial"
     try:
         with writing(out):
             shutil.rmtree(staging, ignore_errors=True)
             pipeline.save_pretrained(staging)
+            if mark is not None:
+                staged = staging / "model_index.json"
+                staged.write_text(
+                    json.dumps(json.loads(staged.read_text()) | {FINETUNE_MARK: mark})
+                )
             index = out / "model_index.json"
             index.unlink(missing_ok=True)
             for part in sorted(staging.iterdir(), key=lambda path: path.name == index.name):
