@@ -142,3 +142,24 @@ def test_mismatched_clips_exit_2_with_one_line(tmp_path, capfd):
     assert "\n" not in err and "frames" in err and not out.exists()
     assert main(["eval", str(long), "-o", str(tmp_path / "eval.txt")]) == 2
     assert "eval.txt" in capfd.readouterr().err
+
+
+def test_summary_fits_100_columns_and_skip_notes_name_only_what_is_missing(tmp_path, capfd):
+    """Four videos with long names: the table on stderr stays within 100 columns (a table per
+    three videos); with --reference given, LPIPS's note asks only for its weights."""
+    frames = 4
+    steady = make_frame_folder(tmp_path / "steady", frames=frames)
+    videos = []
+    for index in range(4):
+        folder = tmp_path / f"a-rather-long-video-name-{index}-guided-gp-noise"
+        folder.symlink_to(steady, target_is_directory=True)
+        videos.append(str(folder))
+    capfd.readouterr()
+    assert main(["eval", *videos, "--reference", str(steady), "--no-cache"]) == 0
+    err = capfd.readouterr().err
+    lines = err.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert sum("PSNR (dB)" in line for line in lines) == 2  # two tables: 3 videos, then 1
+    lpips = next(line for line in lines if line.startswith("skipped lpips"))
+    assert "--lpips-weights" in lpips and "--reference" not in lpips
+    assert "skipped psnr" not in err

@@ -64,12 +64,16 @@ LABELS = {
     "latent_warp_first": "latent warping error, first",
 }
 PSNR_CAP = 100.0  # dB, for frames identical to the reference
-OPTIONAL_METRICS = {
-    "lpips": "needs --reference and --lpips-weights (torchvision AlexNet weights; never "
-    "downloaded)",
-    "fid": "needs --reference and --fid-weights (torchvision Inception-v3 weights; never "
-    "downloaded)",
-    "clip_score": "needs --clip-model (a local CLIP folder) and --prompt",
+OPTIONAL_METRICS = {  # metric: what it needs, each thing with the option that gives it
+    "lpips": {
+        "reference": "--reference",
+        "weights": "--lpips-weights (torchvision AlexNet weights; never downloaded)",
+    },
+    "fid": {
+        "reference": "--reference",
+        "weights": "--fid-weights (torchvision Inception-v3 weights; never downloaded)",
+    },
+    "clip_score": {"weights": "--clip-model (a local CLIP folder) and --prompt"},
 }
 
 
@@ -243,12 +247,16 @@ def skipped_metrics(
 ) -> dict[str, str]:
     """Metrics not computed in this run, with the reason."""
     weighted = weighted or WeightedMetrics()
-    given = {
-        "lpips": weighted.lpips is not None and has_reference,
-        "fid": weighted.inception is not None and has_reference,
-        "clip_score": weighted.clip is not None,
+    present = {
+        "lpips": {"reference": has_reference, "weights": weighted.lpips is not None},
+        "fid": {"reference": has_reference, "weights": weighted.inception is not None},
+        "clip_score": {"weights": weighted.clip is not None},
     }
-    skipped = {key: reason for key, reason in OPTIONAL_METRICS.items() if not given[key]}
+    skipped = {}
+    for key, needs in OPTIONAL_METRICS.items():
+        missing = [option for need, option in needs.items() if not present[key][need]]
+        if missing:
+            skipped[key] = "needs " + " and ".join(missing)
     if not has_reference:
         for key in ("psnr", "ssim", "mse", "tof"):
             skipped[key] = "needs --reference (the ground-truth video)"

@@ -109,26 +109,50 @@ def evaluate(
     outputs(result.written)
 
 
+SHORT_LABELS = {
+    "warp_prev": "warping error, prev.",
+    "warp_first": "warping error, first",
+    "flicker": "flicker",
+    "tof": "tOF (px)",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "mse": "MSE",
+    "lpips": "LPIPS",
+    "clip_score": "CLIP score",
+    "fid": "FID",
+    "latent_warp_prev": "latent warp., prev.",
+    "latent_warp_first": "latent warp., first",
+}
+TABLE_WIDTH = 100
+VIDEOS_PER_TABLE = 3  # columns of "mean ± std" that fit TABLE_WIDTH beside the labels
+
+
 def print_summary(scores: list, document: dict) -> None:
-    """A table of each video's metrics (mean ± std) on stderr, then the metrics skipped."""
+    """Each video's metrics (mean ± std over frames) on stderr, a column per video and at most
+    ``VIDEOS_PER_TABLE`` videos per table, so it fits 100 columns; then the metrics skipped.
+    The per-frame values are in the files (-o, --csv)."""
     from rich.console import Console
     from rich.table import Table
 
-    from wdiff.evaluate import LABELS, PER_FRAME
+    from wdiff.evaluate import PER_FRAME
 
-    keys = [k for k in (*PER_FRAME, "fid") if any(k in s.summary() for s in scores)]
-    table = Table(title=f"flows: {document['flow_source']}", title_justify="left")
-    table.add_column("video")
-    for key in keys:
-        table.add_column(LABELS[key], justify="right")
-    for s in scores:
-        summary = s.summary()
-        cells = [
-            f"{summary[k]['mean']:.4g} ± {summary[k]['std']:.2g}" if k in summary else "-"
-            for k in keys
-        ]
-        table.add_row(s.name, *cells)
-    console = Console(width=200, stderr=True)
-    console.print(table)
+    summaries = [s.summary() for s in scores]
+    keys = [k for k in (*PER_FRAME, "fid") if any(k in summary for summary in summaries)]
+    console = Console(width=TABLE_WIDTH, stderr=True)
+    for first in range(0, len(scores), VIDEOS_PER_TABLE):
+        chunk = range(first, min(first + VIDEOS_PER_TABLE, len(scores)))
+        title = f"flows: {document['flow_source']}" if first == 0 else None
+        table = Table(title=title, title_justify="left")
+        table.add_column("mean ± std")
+        for index in chunk:
+            table.add_column(scores[index].name, justify="right", overflow="fold")
+        for key in keys:
+            cells = [_cell(summaries[index].get(key)) for index in chunk]
+            table.add_row(SHORT_LABELS[key], *cells)
+        console.print(table)
     for key, reason in document["skipped"].items():
         console.print(f"skipped {key}: {reason}", style="dim", highlight=False)
+
+
+def _cell(value: dict | None) -> str:
+    return "-" if value is None else f"{value['mean']:.4g} ± {value['std']:.2g}"
