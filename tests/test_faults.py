@@ -102,6 +102,26 @@ def test_a_run_is_refused_while_the_lock_is_held(tmp_path, clip, sr_model, capfd
     assert no_leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["flow", "{clip}", "--method", "dis", "--dis-preset", "fast", "-o", "{out}.safetensors"],
+        ["warp-noise", "{clip}", "--method", "fixed", "-o", "{out}.safetensors"],
+        ["eval", "{clip}", "--flow", "dis", "--csv", "{out}.csv"],
+    ],
+    ids=["flow", "warp-noise", "eval"],
+)
+def test_the_other_commands_lock_their_outputs_too(tmp_path, clip, command, capfd):
+    out = tmp_path / "out"
+    args = [a.format(clip=clip, out=out) for a in command] + ["--no-cache"]
+    target = Path(args[-2])
+    with output_lock(target):
+        assert main(args) == 2
+        assert f"{target}: another wdiff run (process {os.getpid()})" in capfd.readouterr().err
+    assert main(args) == 0 and target.is_file()
+    assert no_leftovers(tmp_path) == []
+
+
 def test_a_lock_left_by_a_killed_run_is_taken_over_in_one_line(tmp_path, clip, sr_model, capfd):
     gone = subprocess.Popen(["true"])
     gone.wait()

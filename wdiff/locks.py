@@ -94,3 +94,15 @@ def _acquire(path: Path, output: Path) -> tuple[int, str]:
             left = os.pread(handle, 64, 0).decode(errors="replace").strip() if existed else ""
             return handle, left if left.isdigit() else ""
         os.close(handle)
+
+
+@contextlib.contextmanager
+def output_locks(
+    outputs: list[Path | None], note: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """``output_lock`` on each of ``outputs`` (None skipped) for the block: a command that
+    writes several files (``flow``'s picture, ``eval``'s CSV) holds one lock per file."""
+    with contextlib.ExitStack() as stack:
+        for output in dict.fromkeys(Path(o) for o in outputs if o is not None):
+            stack.enter_context(output_lock(output, note))
+        yield

@@ -22,6 +22,7 @@ from wdiff.evaluate import VideoScores, WeightedMetrics
 from wdiff.feedback import SILENT, Feedback
 from wdiff.flow.field import FlowField
 from wdiff.flow.video_flow import FlowOptions, check_enough_frames, video_flows
+from wdiff.locks import output_locks
 from wdiff.outputs import check_output
 from wdiff.video import VideoReader, open_video, resolve_input
 
@@ -92,45 +93,46 @@ def score_videos(
     written = _check_outputs(
         ((output, ".json"), (csv_path, ".csv"), (plot, ".png")), inputs, overwrite
     )
-    readers = [open_video(path, fps=fps) for path in sources]
-    reference_reader = open_video(reference_path, fps=fps) if reference_path else None
-    if reference_reader is not None:
-        reference_reader = _as_degrade_cropped(reference_reader, readers, feedback)
-    for reader in readers if reference_reader is not None else []:  # before the flows' work
-        info = reader.info
-        evaluate.check_matching(
-            reference_reader, info.frame_count, (info.width, info.height), str(info.path)
-        )
-    device = torch.device(device)
-    estimator = flow.estimator(device)
-    if flows_file is not None:
-        flows, flow_source = FlowField.load(flows_file), f"file {flows_file}"
-    else:
-        flow_reader, role = _flow_reader(flow_from, fps, reference_reader, readers[0])
-        check_enough_frames(flow_reader.info)
-        flows, _ = video_flows(flow_reader, estimator, flow.cache(), flow.method, feedback)
-        flow_source = f"{flow.method} on {role} ({flow_reader.info.path})"
-    weighted = weights.load(device)
-    total = sum(reader.info.frame_count for reader in readers)
-    with feedback.bar("eval (frames)", total) as advance:
-        scores = [
-            evaluate.score_video(
-                reader, flows, reference_reader, estimator, device, advance, weighted
+    with output_locks([output, csv_path, plot], feedback.note):  # one run per output
+        readers = [open_video(path, fps=fps) for path in sources]
+        reference_reader = open_video(reference_path, fps=fps) if reference_path else None
+        if reference_reader is not None:
+            reference_reader = _as_degrade_cropped(reference_reader, readers, feedback)
+        for reader in readers if reference_reader is not None else []:  # before the flows' work
+            info = reader.info
+            evaluate.check_matching(
+                reference_reader, info.frame_count, (info.width, info.height), str(info.path)
             )
-            for reader in readers
-        ]
-    _unique_names(scores)
-    skipped = evaluate.skipped_metrics(reference_reader is not None, True, weighted)
-    document = evaluate.result_document(scores, flow_source, skipped)
-    if on_scores is not None:
-        on_scores(scores, document)
-    if output is not None:
-        evaluate.write_json(document, output)
-    if csv_path is not None:
-        evaluate.write_csv(scores, csv_path)
-    if plot is not None:
-        evaluate.write_plot(scores, plot)
-    return Evaluation(scores, document, written)
+        device = torch.device(device)
+        estimator = flow.estimator(device)
+        if flows_file is not None:
+            flows, flow_source = FlowField.load(flows_file), f"file {flows_file}"
+        else:
+            flow_reader, role = _flow_reader(flow_from, fps, reference_reader, readers[0])
+            check_enough_frames(flow_reader.info)
+            flows, _ = video_flows(flow_reader, estimator, flow.cache(), flow.method, feedback)
+            flow_source = f"{flow.method} on {role} ({flow_reader.info.path})"
+        weighted = weights.load(device)
+        total = sum(reader.info.frame_count for reader in readers)
+        with feedback.bar("eval (frames)", total) as advance:
+            scores = [
+                evaluate.score_video(
+                    reader, flows, reference_reader, estimator, device, advance, weighted
+                )
+                for reader in readers
+            ]
+        _unique_names(scores)
+        skipped = evaluate.skipped_metrics(reference_reader is not None, True, weighted)
+        document = evaluate.result_document(scores, flow_source, skipped)
+        if on_scores is not None:
+            on_scores(scores, document)
+        if output is not None:
+            evaluate.write_json(document, output)
+        if csv_path is not None:
+            evaluate.write_csv(scores, csv_path)
+        if plot is not None:
+            evaluate.write_plot(scores, plot)
+        return Evaluation(scores, document, written)
 
 
 def _check_outputs(

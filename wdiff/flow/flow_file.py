@@ -10,6 +10,7 @@ import torch
 from wdiff.feedback import SILENT, Feedback
 from wdiff.flow.video_flow import FlowOptions, check_enough_frames, complete_field, video_flows
 from wdiff.flow.viz import write_flow_video
+from wdiff.locks import output_locks
 from wdiff.outputs import check_output, check_suffix, default_output
 from wdiff.video import MaskReader, check_video_output, open_video, resolve_input
 
@@ -50,15 +51,16 @@ def write_video_flows(
     if viz is not None:
         check_video_output(viz)
         check_output(viz, inputs + [output], overwrite)
-    reader = open_video(source, fps=fps)
-    check_enough_frames(reader.info)
-    masks = MaskReader(mask_path, reader.info) if mask_path else None
-    estimator = flow.estimator(device, option="--method")
-    cache = flow.cache()
-    flows, cached = video_flows(reader, estimator, cache, flow.method, feedback)
-    if masks is not None:
-        flows = complete_field(flows, masks.frames())
-    flows.save(output)
-    if viz is not None:
-        write_flow_video(reader, flows, viz)
-    return FlowFiles(output, viz, cached, list(cache.discarded))
+    with output_locks([output, viz], feedback.note):  # one run per output
+        reader = open_video(source, fps=fps)
+        check_enough_frames(reader.info)
+        masks = MaskReader(mask_path, reader.info) if mask_path else None
+        estimator = flow.estimator(device, option="--method")
+        cache = flow.cache()
+        flows, cached = video_flows(reader, estimator, cache, flow.method, feedback)
+        if masks is not None:
+            flows = complete_field(flows, masks.frames())
+        flows.save(output)
+        if viz is not None:
+            write_flow_video(reader, flows, viz)
+        return FlowFiles(output, viz, cached, list(cache.discarded))

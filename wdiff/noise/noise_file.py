@@ -12,6 +12,7 @@ from wdiff.devices import check_memory
 from wdiff.feedback import SILENT, Feedback
 from wdiff.flow.field import FlowField
 from wdiff.flow.video_flow import FlowOptions, check_enough_frames, video_flows
+from wdiff.locks import output_locks
 from wdiff.noise.base import Warper
 from wdiff.noise.video_noise import (
     frame_stats,
@@ -53,38 +54,39 @@ def write_warped_noise(
     source = resolve_input(input)
     output = output or default_output(source, f".noise-{method}.safetensors")
     _check_outputs(source, output, stats, viz, overwrite)
-    reader = open_video(source, fps=fps)
-    check_enough_frames(reader.info)
-    device = torch.device(device)
-    estimator = flow.estimator(device)
-    cache = flow.cache()
-    frames = reader.info.frame_count
-    h, w = grid_shape(reader.info.width, reader.info.height, grid)
-    check_memory(
-        noise_memory_bytes(warper, frames, channels, h, w),
-        device,
-        f"--channels {channels} --grid {grid} ({frames} frames of {w}x{h} cells)",
-        "use fewer --channels, a coarser --grid or a shorter clip",
-    )
-    field, _ = video_flows(reader, estimator, cache, flow.method, feedback)
-    with feedback.bar(f"noise ({method})", frames) as advance:
-        tensor, rows = _warp_all(field, warper, channels, seed, grid, device, advance)
-    metadata = {
-        "method": method,
-        "seed": str(seed),
-        "grid": str(grid),
-        "channels": str(channels),
-        "source": source.name,
-        "flow": flow.method,
-        "gp_extend": str(gp_extend).lower(),
-    }
-    save_tensors({"noise": tensor}, output, metadata)
-    if stats is not None:
-        with atomic_output(stats) as temporary:
-            temporary.write_text(json.dumps({**metadata, "frames": rows}, indent=2) + "\n")
-    if viz is not None:
-        write_noise_video(reader, tensor, viz)
-    return [path for path in (output, stats, viz) if path is not None]
+    with output_locks([output, stats, viz], feedback.note):  # one run per output
+        reader = open_video(source, fps=fps)
+        check_enough_frames(reader.info)
+        device = torch.device(device)
+        estimator = flow.estimator(device)
+        cache = flow.cache()
+        frames = reader.info.frame_count
+        h, w = grid_shape(reader.info.width, reader.info.height, grid)
+        check_memory(
+            noise_memory_bytes(warper, frames, channels, h, w),
+            device,
+            f"--channels {channels} --grid {grid} ({frames} frames of {w}x{h} cells)",
+            "use fewer --channels, a coarser --grid or a shorter clip",
+        )
+        field, _ = video_flows(reader, estimator, cache, flow.method, feedback)
+        with feedback.bar(f"noise ({method})", frames) as advance:
+            tensor, rows = _warp_all(field, warper, channels, seed, grid, device, advance)
+        metadata = {
+            "method": method,
+            "seed": str(seed),
+            "grid": str(grid),
+            "channels": str(channels),
+            "source": source.name,
+            "flow": flow.method,
+            "gp_extend": str(gp_extend).lower(),
+        }
+        save_tensors({"noise": tensor}, output, metadata)
+        if stats is not None:
+            with atomic_output(stats) as temporary:
+                temporary.write_text(json.dumps({**metadata, "frames": rows}, indent=2) + "\n")
+        if viz is not None:
+            write_noise_video(reader, tensor, viz)
+        return [path for path in (output, stats, viz) if path is not None]
 
 
 def _check_outputs(
