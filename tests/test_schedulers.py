@@ -151,3 +151,34 @@ def test_an_fp16_variant_folder_loads_and_runs_with_nothing_on_stderr(tmp_path, 
     assert main([*args, "-o", str(tmp_path / "out.mp4")]) == 0
     out, err = capfd.readouterr()
     assert err == "" and out.strip().endswith("out.mp4")
+
+
+def test_variant_picks_the_weights_and_a_missing_one_is_one_line(tmp_path, capfd):
+    """--variant fp16 loads the *.fp16.* weights of a folder holding both (here a UNet whose
+    fp16 copy has conv_out zeroed, so the outputs differ); auto loads the plain ones; a
+    variant the folder lacks exits 2 with one line naming it."""
+    from media import make_clip
+    from PIL import Image
+    from safetensors.torch import load_file, save_file
+
+    from wdiff.cli import main
+
+    folder = make_tiny_sdxl(tmp_path, in_channels=9, name="both")
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights = load_file(unet)
+    weights = {k: (v * 0 if k.startswith("conv_out") else v) for k, v in weights.items()}
+    save_file(weights, folder / "unet" / "diffusion_pytorch_model.fp16.safetensors")
+    clip = make_clip(tmp_path / "low.mp4", frames=2, size=(16, 12))
+    Image.new("L", (16, 12), 255).save(tmp_path / "mask.png")
+    args = ["inpaint", str(clip), "--mask", str(tmp_path / "mask.png"), "--model", str(folder)]
+    args += ["--steps", "1", "--dtype", "fp32", "--quiet", "--no-cache", "--crf", "0"]
+    outputs = {}
+    for variant in ("auto", "fp16"):
+        outputs[variant] = tmp_path / f"{variant}.mp4"
+        assert main([*args, "--variant", variant, "-o", str(outputs[variant])]) == 0
+    assert outputs["auto"].read_bytes() != outputs["fp16"].read_bytes()
+    capfd.readouterr()
+    assert main([*args, "--variant", "bf16", "-o", str(tmp_path / "none.mp4")]) == 2
+    err = capfd.readouterr().err.strip()
+    assert "\n" not in err and "no bf16 weights" in err and "--variant" in err
+    assert not (tmp_path / "none.mp4").exists()

@@ -50,6 +50,7 @@ class RestoreSettings:
     codec: str | None = None  # libx264, libx265, ffv1; None: the input's (else libx264)
     pix_fmt: str | None = None  # None: the input's bit depth and chroma subsampling
     dtype: str = "bf16"  # SDXL UNet and text encoders (the VAE runs in fp32)
+    variant: str = "auto"  # diffusers folders: weights variant (fp16, ...); auto: detected
     vae_tiling: bool = False
     vae_slicing: bool = False
     cpu_offload: bool = False
@@ -92,6 +93,8 @@ class RestoreSettings:
     def _check_ranges(self) -> None:
         if self.steps < 1:
             raise WdiffError(f"--steps {self.steps}: use at least 1")
+        if not self.variant or not self.variant.replace("_", "").isalnum():
+            raise WdiffError(f"--variant {self.variant!r}: use auto or a name such as fp16")
         if self.noise_level < 0:
             raise WdiffError(f"--noise-level {self.noise_level}: use 0 or more")
         if self.guidance < 0 or self.first_guidance < 0:

@@ -131,6 +131,15 @@ class RestoreOptions:
             "--dtype", help="UNet/text encoders: bf16, fp16 or fp32.", rich_help_panel=SDXL_PANEL
         ),
     ] = "bf16"
+    variant: Annotated[
+        str,
+        typer.Option(
+            "--variant",
+            help="Weights variant of a diffusers folder (fp16 loads *.fp16.safetensors); auto: "
+            "the plain weights, or fp16 where only those are there.",
+            rich_help_panel=SDXL_PANEL,
+        ),
+    ] = "auto"
     vae_tiling: Annotated[
         bool,
         typer.Option(

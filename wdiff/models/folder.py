@@ -42,6 +42,7 @@ class FolderOptions:
     vae_tiling: bool = False
     vae_slicing: bool = False
     cpu_offload: bool = False
+    variant: str = "auto"  # weights variant (fp16, ...); auto: fp16 where only fp16 is there
 
 
 def is_pipeline_folder(path: Path) -> bool:
@@ -71,10 +72,16 @@ def finetune_mark(path: Path) -> dict | None:
     return mark if isinstance(mark, dict) else None
 
 
-def weights_variant(folder: Path) -> str | None:
-    """None when ``folder`` holds plain weights, "fp16" when only ``*.fp16.*`` ones, else
-    raise naming the folder."""
+def weights_variant(folder: Path, wanted: str = "auto") -> str | None:
+    """The variant to load from ``folder``: ``wanted`` (``--variant``) where its
+    ``*.WANTED.*`` weights are there, else the plain ones (as diffusers' pipelines fall back
+    part by part; the UNet must have it: ``check_variant``); for "auto", None when it holds
+    plain weights, "fp16" when only ``*.fp16.*`` ones."""
     files = [*folder.glob("*.safetensors"), *folder.glob("*.bin")]
+    if wanted != "auto":
+        if any(f".{wanted}." in path.name for path in files):
+            return wanted
+        wanted = "auto"
     if any(".fp16" not in path.name for path in files):
         return None
     if files:
@@ -119,12 +126,23 @@ def quiet_loaders() -> None:
         logging.disable_progress_bar()
 
 
-def load_part(cls, folder: Path, **kwargs):
-    """``cls.from_pretrained(folder)`` from local files, in its detected weights variant."""
+def check_variant(unet_folder: Path, wanted: str) -> None:
+    """``--variant``: the UNet, the weights that matter, must have it."""
+    files = [*unet_folder.glob("*.safetensors"), *unet_folder.glob("*.bin")]
+    if wanted != "auto" and not any(f".{wanted}." in path.name for path in files):
+        raise WdiffError(
+            f"{unet_folder}: no {wanted} weights (*.{wanted}.safetensors); drop --variant "
+            f"{wanted} to load what is there"
+        )
+
+
+def load_part(cls, folder: Path, variant: str = "auto", **kwargs):
+    """``cls.from_pretrained(folder)`` from local files, in weights variant ``variant``
+    (``weights_variant``)."""
     quiet_loaders()
     try:
         return cls.from_pretrained(
-            folder, local_files_only=True, variant=weights_variant(folder), **kwargs
+            folder, local_files_only=True, variant=weights_variant(folder, variant), **kwargs
         )
     except (OSError, ValueError) as error:
         raise WdiffError(f"{folder}: could not load it ({error})") from error
@@ -190,8 +208,12 @@ class FolderDenoiser:
         self.dtype = DTYPES[options.dtype]
         if self.device.type == "cpu" and self.dtype == torch.float16:
             self.dtype = torch.float32  # fp16 convolutions are not implemented on every CPU
-        self.unet = load_part(UNet2DConditionModel, folder / "unet", torch_dtype=self.dtype)
-        vae = load_part(AutoencoderKL, folder / "vae", torch_dtype=torch.float32)
+        variant = options.variant
+        check_variant(folder / "unet", variant)
+        self.unet = load_part(
+            UNet2DConditionModel, folder / "unet", variant, torch_dtype=self.dtype
+        )
+        vae = load_part(AutoencoderKL, folder / "vae", variant, torch_dtype=torch.float32)
         self.schedule = Schedule(load_scheduler(folder / "scheduler"))
         self.scheduler = self.schedule.scheduler
         # --cpu-offload: the text encoders (used once per prompt) and the VAE (once per frame)

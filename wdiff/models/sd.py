@@ -39,7 +39,9 @@ class SDDenoiser(FolderDenoiser):
         folder = Path(folder)
         super().__init__(folder, kind, device, options)
         self.text_encoder = self._encoder(
-            load_part(CLIPTextModel, folder / "text_encoder", torch_dtype=self.dtype)
+            load_part(
+                CLIPTextModel, folder / "text_encoder", self.options.variant, torch_dtype=self.dtype
+            )
         )
         self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
         self.max_tile = int(self.unet.config.sample_size)

@@ -81,10 +81,15 @@ class SDXLDenoiser(FolderDenoiser):
         self.task = task
         typed = {"torch_dtype": self.dtype}
         self.text_encoder = self._encoder(
-            load_part(CLIPTextModel, folder / "text_encoder", **typed)
+            load_part(CLIPTextModel, folder / "text_encoder", self.options.variant, **typed)
         )
         self.text_encoder_2 = self._encoder(
-            load_part(CLIPTextModelWithProjection, folder / "text_encoder_2", **typed)
+            load_part(
+                CLIPTextModelWithProjection,
+                folder / "text_encoder_2",
+                self.options.variant,
+                **typed,
+            )
         )
         self.tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
         self.tokenizer_2 = CLIPTokenizer.from_pretrained(

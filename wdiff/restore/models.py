@@ -53,7 +53,11 @@ def _load_folder(path: Path, settings: RestoreSettings, device: torch.device):
 
     kind = pipeline_class(path)
     options = FolderOptions(
-        settings.dtype, settings.vae_tiling, settings.vae_slicing, settings.cpu_offload
+        settings.dtype,
+        settings.vae_tiling,
+        settings.vae_slicing,
+        settings.cpu_offload,
+        settings.variant,
     )
     tasks = {SD_INPAINT: "inpaint", SD_UPSCALE: "sr", SDXL_PIPELINES[1]: "inpaint"}
     wanted = tasks.get(kind, settings.task)
@@ -95,7 +99,11 @@ def _load_sdxl(path: Path, settings: RestoreSettings, device: torch.device):
         )
 
     options = SDXLOptions(
-        settings.dtype, settings.vae_tiling, settings.vae_slicing, settings.cpu_offload
+        settings.dtype,
+        settings.vae_tiling,
+        settings.vae_slicing,
+        settings.cpu_offload,
+        settings.variant,
     )
     denoiser = SDXLDenoiser(path, settings.task, device, options)
     if denoiser.widened:  # zero weights for the observation: it would be ignored
