@@ -52,14 +52,6 @@ def output_lock(output: Path, note: Callable[[str], None] | None = None) -> Iter
         os.close(handle)
 
 
-def holder(output: Path) -> str | None:
-    """The process id written in ``output``'s lock file, or None (no file, or empty)."""
-    try:
-        return lock_path(output).read_text().strip() or None
-    except OSError:
-        return None
-
-
 def _acquire(path: Path, output: Path) -> tuple[int, str]:
     """Open and flock ``path``: (its descriptor, the process id written there before, or "")."""
     while True:

@@ -81,7 +81,7 @@ class RunState:
         if differ:
             raise WdiffError(
                 f"{self.output}: the interrupted run differs in {', '.join(differ)}; resume with "
-                "its settings, or add --overwrite to start over"
+                "its settings, or start over with --overwrite (without --resume)"
             )
         missing = [i for i in range(done) if not self.frame_path(i).is_file()]
         if missing:

@@ -39,7 +39,8 @@ def _say(line: str) -> None:
     typer.echo(line, err=True)
 
 
-_interrupt = {"said": False}  # whether the line of an interrupted run was printed
+# the interrupted run's line: being printed, printed; a second Ctrl-C came while printing it
+_interrupt = {"saying": False, "said": False, "again": False}
 
 
 def _first_interrupt(signum, frame) -> None:
@@ -50,21 +51,28 @@ def _first_interrupt(signum, frame) -> None:
 def _second_interrupt(signum, frame) -> None:
     """Exit 130 now, without unwinding: what was finished is on disk already (every write is
     atomic), temporaries are removed by the next run, its lock taken over."""
+    if _interrupt["saying"] and not _interrupt["said"]:
+        _interrupt["again"] = True  # the line is being printed: exit right after it
+        return
     if not _interrupt["said"]:
         os.write(2, b"wdiff: interrupted again; stopped at once (finished frames are kept)\n")
+    _exit_now()
+
+
+def _exit_now() -> None:
     with contextlib.suppress(Exception):  # interrupted inside a write to stdout, say
         sys.stdout.flush()
     os._exit(130)
 
 
 def _say_interrupted(line: str) -> None:
-    """The interrupted run's one line; a Ctrl-C while it is printed waits until it is out."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        _say(line)
-        _interrupt["said"] = True
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    """The interrupted run's one line; a Ctrl-C while it is printed exits once it is out.
+    (Python runs signal handlers in the main thread between two bytecodes, so flags do.)"""
+    _interrupt["saying"] = True
+    _say(line)
+    _interrupt["said"] = True
+    if _interrupt["again"]:
+        _exit_now()
 
 
 def _handle_interrupts() -> bool:
