@@ -426,6 +426,10 @@ def test_ctrl_c_twice_exits_130_with_one_line(tmp_path, clip, sr_model):
     assert child.returncode == 130, (child.returncode, err)
     assert len(err) == 1 and err[0].startswith("wdiff: interrupted"), err
     assert frames_done(out) >= 1 and not out.exists()
+    whole = tmp_path / "whole.mp4"
+    assert main(upscale(clip, sr_model, whole)) == 0
+    assert main(upscale(clip, sr_model, out, "--resume")) == 0  # its lock taken over, if left
+    assert out.read_bytes() == whole.read_bytes()
     # after the first one's line, while the interpreter shuts down: nothing more is said
     out = tmp_path / "again.mp4"
     child = stopped_mid_run(clip, sr_model, out)
@@ -436,5 +440,5 @@ def test_ctrl_c_twice_exits_130_with_one_line(tmp_path, clip, sr_model):
     rest = child.communicate(timeout=120)[1]
     assert child.returncode == 130, (child.returncode, line, rest)
     assert line.startswith("wdiff: interrupted; ") and "--resume" in line and rest == ""
-    # and what was kept resumes: the lock of a child that exited at once is taken over
     assert main(upscale(clip, sr_model, out, "--resume")) == 0
+    assert out.read_bytes() == whole.read_bytes()

@@ -2,11 +2,11 @@
 line on stderr, always ``wdiff: error: ...`` (a usage error names the command's ``--help``;
 tracebacks only with ``--debug``).
 
-Ctrl-C: the first raises ``KeyboardInterrupt`` where the work is (between two Python steps: a
-running torch operation finishes first), which unwinds cleanly (temporaries removed, the resume
-state of the frames finished kept) to one ``wdiff: interrupted; ...`` line and exit 130. A
-second one, during that cleanup or the interpreter's shutdown, exits 130 at once: one line if
-none was said yet, never a traceback.
+Ctrl-C: the first stops the sampling after its current diffusion step (``interrupts``; other
+work at once), and the run unwinds cleanly (temporaries removed, the resume state of the
+frames finished kept) to one ``wdiff: interrupted; ...`` line and exit 130. A second one,
+before that step ends, during the cleanup or the interpreter's shutdown, exits 130 at once:
+one line if none was said yet, never a traceback.
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ _interrupt = {"saying": False, "said": False, "again": False}
 
 
 def _first_interrupt(signum, frame) -> None:
+    from wdiff import interrupts
+
     signal.signal(signal.SIGINT, _second_interrupt)
-    raise KeyboardInterrupt
+    if not interrupts.defer():  # else the sampling stops after its current step
+        raise KeyboardInterrupt
 
 
 def _second_interrupt(signum, frame) -> None:

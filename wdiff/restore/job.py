@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from wdiff import __version__
+from wdiff import __version__, interrupts
 from wdiff.config import RestoreSettings, merge_settings, settings_yaml
 from wdiff.errors import DiskFull, Interrupted, WdiffError
 from wdiff.feedback import SILENT, Feedback
@@ -172,6 +172,7 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
 
     with (
         bars as (advance, on_step),
+        interrupts.at_steps() as check,  # the CLI's Ctrl-C stops after a step or a frame
         _memory_advice(settings, reader.info),
         _resume_hint(run_state),
         _removed_unless_done(written),
@@ -183,11 +184,11 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
             settings,
             device,
             masks,
-            advance,
+            interrupts.then_check(advance, check),
             stages,
             denoiser,
             run_state,
-            on_step,
+            interrupts.then_check(on_step, check),
             _tile_warning(feedback.warn),
             on_report=write,
             warn=feedback.warn,
