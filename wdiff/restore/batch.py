@@ -107,7 +107,8 @@ def pair_masks(sources: Sequence[str], masks: Sequence[str]) -> list[str | Wdiff
         return list(masks)
     if len(masks) != 1:
         raise WdiffError(
-            f"--mask given {len(masks)} times for {len(sources)} inputs; give one mask for all, "
+            f"--mask given {len(masks)} times for {len(sources)} "
+            f"input{'s' if len(sources) > 1 else ''}; give one mask for all, "
             "one per input in order, or a folder of masks named after the inputs"
         )
     by_name = _masks_by_name(Path(masks[0]), sources)
