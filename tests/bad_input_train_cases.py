@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-TINY = ["--arch", "builtin-tiny", "--steps", "1", "--batch-size", "1", "--crop", "16"]
+TINY = ["--arch", "builtin-tiny", "--train-steps", "1", "--batch-size", "1", "--crop", "16"]
 
 
 def _image(path, width=32, height=32):
@@ -89,8 +89,8 @@ def finetune_infinite_lr(tmp):
 
 def finetune_zero_steps(tmp):
     args = _finetune(tmp)
-    args[args.index("--steps") + 1] = "0"
-    return args, "--steps"
+    args[args.index("--train-steps") + 1] = "0"
+    return args, "--train-steps"
 
 
 def finetune_crop_too_small(tmp):

@@ -301,12 +301,12 @@ def tile_smaller_than_overlap(tmp):
 
 
 # ---------------------------------------------------------------------------- names and words
-def flow_method_banana(tmp):
-    return ["flow", str(clip(tmp)), "--method", "banana"], "--method banana"
+def flow_flow_banana(tmp):
+    return ["flow", str(clip(tmp)), "--flow", "banana"], "--flow banana"
 
 
-def warp_noise_method_banana(tmp):
-    return ["warp-noise", str(clip(tmp)), "--method", "banana"], "--method banana"
+def warp_noise_noise_banana(tmp):
+    return ["warp-noise", str(clip(tmp)), "--noise", "banana"], "--noise banana"
 
 
 def warp_noise_flow_banana(tmp):
@@ -321,8 +321,8 @@ def upscale_noise_banana(tmp):
     return upscale(tmp, "--noise", "banana"), "--noise banana"
 
 
-def upscale_method_banana(tmp):
-    return upscale(tmp, "--method", "banana"), "--method banana"
+def upscale_sampler_banana(tmp):
+    return upscale(tmp, "--sampler", "banana"), "--sampler banana"
 
 
 def guidance_mode_banana(tmp):
@@ -522,7 +522,7 @@ def fid_weights_of_another_network(tmp):
 
 def raft_weights_garbage(tmp):
     (tmp / "raft.pth").write_bytes(b"not weights")
-    args = ["flow", str(clip(tmp)), "--method", "raft", "--raft-weights", str(tmp / "raft.pth")]
+    args = ["flow", str(clip(tmp)), "--flow", "raft", "--raft-weights", str(tmp / "raft.pth")]
     return args, "raft.pth"
 
 
@@ -716,12 +716,12 @@ CASES = [
     seed_not_a_number,
     tile_banana,
     tile_smaller_than_overlap,
-    flow_method_banana,
-    warp_noise_method_banana,
+    flow_flow_banana,
+    warp_noise_noise_banana,
     warp_noise_flow_banana,
     upscale_flow_banana,
     upscale_noise_banana,
-    upscale_method_banana,
+    upscale_sampler_banana,
     guidance_mode_banana,
     dtype_banana,
     eval_flow_banana,

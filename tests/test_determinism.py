@@ -191,7 +191,7 @@ def test_upscale_twice_gives_the_same_bytes_and_report(tmp_path, sr_model, metho
     # with audio (copied alongside); 10 frames make batch-consistent's second window partial
     clip = make_clip(tmp_path / "low.mp4", frames=10, size=(26, 18))
     args = ["upscale", str(clip), "--scale", "2", "--steps", "2", "--model", str(sr_model)]
-    first, _ = run_twice(tmp_path, [*args, "--method", method])
+    first, _ = run_twice(tmp_path, [*args, "--sampler", method])
     info = open_video(first).info
     assert (info.width, info.height, info.frame_count, info.has_audio) == (52, 36, 10, True)
 
@@ -204,7 +204,7 @@ def test_inpaint_twice_gives_the_same_bytes_and_report(tmp_path, inpaint_model, 
     mask[4:12, 6:18] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     args = ["inpaint", str(clip), "--mask", str(tmp_path / "mask.png")]
-    args += ["--model", str(inpaint_model), "--steps", "2", "--method", method]
+    args += ["--model", str(inpaint_model), "--steps", "2", "--sampler", method]
     first, second = run_twice(tmp_path, args)
     decoded = [np.stack(list(open_video(path).frames())) for path in (first, second)]
     assert decoded[0].shape == (10, 17, 25, 3) and np.array_equal(*decoded)

@@ -105,8 +105,8 @@ def test_a_run_is_refused_while_the_lock_is_held(tmp_path, clip, sr_model, capfd
 @pytest.mark.parametrize(
     "command",
     [
-        ["flow", "{clip}", "--method", "dis", "--dis-preset", "fast", "-o", "{out}.safetensors"],
-        ["warp-noise", "{clip}", "--method", "fixed", "-o", "{out}.safetensors"],
+        ["flow", "{clip}", "--flow", "dis", "--dis-preset", "fast", "-o", "{out}.safetensors"],
+        ["warp-noise", "{clip}", "--noise", "fixed", "-o", "{out}.safetensors"],
         ["eval", "{clip}", "--flow", "dis", "--csv", "{out}.csv"],
     ],
     ids=["flow", "warp-noise", "eval"],
@@ -308,7 +308,7 @@ def test_a_full_cache_disk_costs_the_cache_not_the_flows(tmp_path, clip, tmpfs, 
     hole = np.zeros((24, 32), np.uint8)
     hole[8:16, 10:20] = 255
     Image.fromarray(hole).save(mask)
-    args = ["flow", str(clip), "--mask", str(mask), "--method", "dis", "--dis-preset", "fast"]
+    args = ["flow", str(clip), "--mask", str(mask), "--flow", "dis", "--dis-preset", "fast"]
     reference = tmp_path / "reference.safetensors"
     assert main([*args, "--no-cache", "-o", str(reference)]) == 0
     cache_dir = tmpfs(tmp_path / "cache", "256k")

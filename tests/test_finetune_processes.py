@@ -13,7 +13,7 @@ import pytest
 
 from wdiff.cli import main
 
-ARGS = ["--arch", "builtin-tiny", "--steps", "2", "--batch-size", "2", "--crop", "32"]
+ARGS = ["--arch", "builtin-tiny", "--train-steps", "2", "--batch-size", "2", "--crop", "32"]
 
 
 def test_the_closing_line_counts_one_process(tmp_path, capfd):

@@ -211,7 +211,7 @@ def test_upscale_takes_raft_small_and_a_large_file_is_named_as_such(tmp_path, sr
 def test_raft_without_weights_says_which_file_and_where(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
-    code = main(["flow", str(clip), "--method", "raft", "-o", str(tmp_path / "f.safetensors")])
+    code = main(["flow", str(clip), "--flow", "raft", "-o", str(tmp_path / "f.safetensors")])
     err = capfd.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in err and "--raft-weights" in err

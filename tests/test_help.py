@@ -18,10 +18,10 @@ def test_help_has_an_example_and_exits_0(command, capsys, monkeypatch):
 @pytest.mark.parametrize(
     "command, shown",
     [
-        ("upscale", "beside the input: INPUT.xSCALE-METHOD-NOISE.mp4"),
-        ("inpaint", "beside the input: INPUT.inpainted-METHOD-NOISE.mp4"),
+        ("upscale", "beside the input: INPUT.xSCALE-SAMPLER-NOISE.mp4"),
+        ("inpaint", "beside the input: INPUT.inpainted-SAMPLER-NOISE.mp4"),
         ("flow", "INPUT.flows.safetensors"),
-        ("warp-noise", "INPUT.noise-METHOD.safetensors"),
+        ("warp-noise", "INPUT.noise-NOISE.safetensors"),
     ],
 )
 def test_output_defaults_are_shown(command, shown, capsys, monkeypatch):

@@ -69,7 +69,7 @@ def test_finetune_command_checkpoints_and_resumes(tmp_path):
         str(out),
         "--arch",
         "builtin-tiny",
-        "--steps",
+        "--train-steps",
         "4",
         "--batch-size",
         "2",
@@ -84,7 +84,7 @@ def test_finetune_command_checkpoints_and_resumes(tmp_path):
     assert state["step"] == 4
     assert main(args) == 2  # a trained model is not overwritten by a fresh run
     longer = [*args, "--resume"]
-    longer[longer.index("--steps") + 1] = "6"
+    longer[longer.index("--train-steps") + 1] = "6"
     assert main(longer) == 0
     assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 6
     assert (out / "loss.png").is_file()
@@ -115,7 +115,7 @@ def test_wrong_task_and_missing_weights_are_clear(tmp_path, monkeypatch, capsys)
 @pytest.mark.slow
 def test_ctrl_c_in_finetune_points_to_the_kept_checkpoint(tmp_path):
     out = tmp_path / "run"
-    args = ["finetune", "--out", str(out), "--arch", "builtin-tiny", "--steps", "500"]
+    args = ["finetune", "--out", str(out), "--arch", "builtin-tiny", "--train-steps", "500"]
     args += ["--batch-size", "2", "--crop", "32", "--checkpoint-every", "40", "--quiet"]
     process = start_wdiff(args, stderr=subprocess.PIPE, text=True)
     state, log = out / "checkpoint" / "state.json", out / "log.jsonl"

@@ -236,7 +236,7 @@ def test_warp_noise_command_writes_noise_and_stats(tmp_path):
 
     clip = make_clip(tmp_path / "in.mp4", frames=5, size=(64, 48), audio=False)
     out, stats_path, viz = tmp_path / "n.safetensors", tmp_path / "s.json", tmp_path / "v.mp4"
-    args = ["-q", "warp-noise", str(clip), "--method", "integral", "--grid", "8"]
+    args = ["-q", "warp-noise", str(clip), "--noise", "integral", "--grid", "8"]
     args += ["--channels", "3", "--no-cache", "--seed", "4"]
     code = main([*args, "-o", str(out), "--stats", str(stats_path), "--viz", str(viz)])
     assert code == 0

@@ -85,7 +85,7 @@ def test_inpaint_fills_only_the_hole(tmp_path, models, method):
                 str(models["inpaint"]),
                 "--steps",
                 "3",
-                "--method",
+                "--sampler",
                 method,
                 "-o",
                 str(out),
@@ -120,7 +120,7 @@ def test_upscale_a_still_and_a_clip_shorter_than_a_window(tmp_path, method, fram
     # state could not save)
     clip = make_clip(tmp_path / "low.mp4", frames=frames, size=(16, 12), audio=False)
     out = tmp_path / "up.mp4"
-    args = ["upscale", str(clip), "--scale", "2", "--steps", "2", "--method", method]
+    args = ["upscale", str(clip), "--scale", "2", "--steps", "2", "--sampler", method]
     assert main([*args, "--model", "builtin", "-o", str(out), "--quiet"]) == 0
     assert open_video(out).info.frame_count == frames
     report = json.loads((tmp_path / "up.report.json").read_text())

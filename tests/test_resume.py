@@ -96,7 +96,7 @@ def test_batch_consistent_resumes_from_its_last_finished_window(tmp_path, sr_mod
     frames = 24
     clip = make_clip(tmp_path / "low.mp4", frames=frames, size=(48, 32))
     common = ["upscale", str(clip), "--scale", "2", "--steps", "6", "--model", str(sr_model)]
-    common += ["--method", "batch-consistent", "--no-cache", "--quiet"]
+    common += ["--sampler", "batch-consistent", "--no-cache", "--quiet"]
     done = _kill_resume_and_compare(tmp_path, common, frames, kill_after=8, capfd=capfd)
     assert done % 8 == 0
 

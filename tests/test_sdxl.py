@@ -167,7 +167,7 @@ def test_incomplete_folder_names_what_is_missing(tiny_sdxl, tmp_path):
 def test_finetune_one_step_then_upscale_and_inpaint(tiny_sdxl, tmp_path):
     tuned = tmp_path / "tuned"
     args = ["finetune", "--task", "sr", "--noise", "gp", "--arch", str(tiny_sdxl)]
-    args += ["--steps", "1", "--batch-size", "2", "--crop", "32", "--lr", "1e-3"]
+    args += ["--train-steps", "1", "--batch-size", "2", "--crop", "32", "--lr", "1e-3"]
     assert main([*args, "--out", str(tuned), "--quiet"]) == 0
     index = json.loads((tuned / "model_index.json").read_text())
     assert index["_wdiff_finetune"] == {"task": "sr", "noise": "gp"}  # told apart from public

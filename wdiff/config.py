@@ -16,8 +16,10 @@ import yaml
 from wdiff.errors import WdiffError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-METHODS = ("warped", "batch-consistent")
+SAMPLERS = ("warped", "batch-consistent")
 PRESET_ONLY = ("description",)
+# settings' old names -> (new name, its values): a preset using an old one is refused
+RENAMED = {"method": ("sampler", " or ".join(SAMPLERS))}
 MAX_MASK_PIXELS = 256  # --mask-dilate and --feather
 
 
@@ -30,7 +32,7 @@ class RestoreSettings:
     model: str = "builtin"
     noise: str = "gp"
     gp_extend: bool = False
-    method: str = "warped"
+    sampler: str = "warped"  # warped (Algorithm 1) or batch-consistent (Kwon & Ye)
     steps: int = 25
     solver: str = "euler"
     guidance: float = 1.0
@@ -77,8 +79,8 @@ class RestoreSettings:
             raise WdiffError(f"--scale {self.scale}: use 2, 4 or 8")
         if self.noise not in NOISES:
             raise WdiffError(f"--noise {self.noise}: use one of {', '.join(NOISES)}")
-        if self.method not in METHODS:
-            raise WdiffError(f"--method {self.method}: use one of {', '.join(METHODS)}")
+        if self.sampler not in SAMPLERS:
+            raise WdiffError(f"--sampler {self.sampler}: use one of {', '.join(SAMPLERS)}")
         if self.guidance_mode not in ("full", "cheap"):
             raise WdiffError(f"--guidance-mode {self.guidance_mode}: use full or cheap")
         if self.raft_model not in ("large", "small"):
@@ -174,6 +176,12 @@ def load_preset(name: str) -> dict:
         ) from error
     if not isinstance(values, dict):
         raise WdiffError(f"{path}: a preset is a mapping of setting: value; fix the file")
+    for key in values:
+        if key in RENAMED:
+            new, takes = RENAMED[key]
+            raise WdiffError(
+                f"{path}: setting {key!r} is now {new!r} ({takes}); rename it in the file"
+            )
     defaults = RestoreSettings()
     for key, value in values.items():
         if key in PRESET_ONLY:

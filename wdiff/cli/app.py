@@ -8,6 +8,11 @@ only for commands that compute (``needs_device``), before their work: ``info`` n
 parameter typed with an option group (a dataclass whose fields are ``Annotated`` Typer options,
 e.g. ``options.RestoreOptions``) stands for those options, in field order, and receives them as
 one object.
+
+Options renamed for one vocabulary across commands (``Renamed``: ``--method`` became ``--flow``,
+``--noise`` or ``--sampler``, finetune's ``--steps`` ``--train-steps``) stay as hidden options
+whose use is refused in one line naming the new spelling. Flags show no ``<bool>`` type in
+``--help`` (they take no value).
 """
 
 from __future__ import annotations
@@ -21,14 +26,37 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from wdiff import __version__
+from wdiff.errors import WdiffError
 
 if TYPE_CHECKING:
     import torch
 
+
+def _no_flag_types(params: list) -> list:
+    """Flags take no value: show none (Typer would show ``<bool>``, yet ``--json true`` is
+    refused)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: typer.Context) -> list:
+        return _no_flag_types(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: typer.Context) -> list:
+        return _no_flag_types(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="wdiff",
+    cls=_Group,
     help=(
         "Temporally consistent video restoration with image diffusion models "
         "(Warped Diffusion, Daras et al. 2024).\n\n"
@@ -160,18 +188,44 @@ SUBCOMMAND_GLOBALS = {
 }
 
 
+@dataclass(frozen=True)
+class Renamed:
+    """An option's old spelling in one command: refused in one line naming ``new`` (and what
+    it takes, ``takes``)."""
+
+    old: str
+    new: str
+    takes: str
+
+    def refusal(self, command: str) -> str:
+        return f"{self.old} is now {self.new} in 'wdiff {command}' ({self.takes})"
+
+    def parameter(self, index: int, command: str) -> inspect.Parameter:
+        """A hidden option of this spelling (taking a value, as the old one did) whose use
+        raises the refusal before the command runs."""
+
+        def refuse(value: str | None) -> None:
+            if value is not None:
+                raise WdiffError(self.refusal(command))
+
+        option = typer.Option(self.old, hidden=True, callback=refuse)
+        return _keyword(f"renamed_{index}", Annotated[str | None, option], None)
+
+
 def command(
     name: str | None = None,
     *,
     help: str,
     takes: tuple[str, ...] = tuple(SUBCOMMAND_GLOBALS),
     needs_device: bool = True,
+    renamed: tuple[Renamed, ...] = (),
 ) -> Callable[[Callable], Callable]:
     """Register a subcommand of ``app``. Its own parameters come first, option groups expanded;
-    then the global options named in ``takes`` (``degrade`` takes only --debug and --quiet).
-    The body gets its ``typer.Context`` and ``GlobalOptions`` parameters if it declares them.
-    ``needs_device``: the command computes with torch, so ``--device`` is resolved before its
-    body runs (a missing GPU fails before any work); without it torch is never imported here."""
+    then the global options named in ``takes`` (``degrade`` takes only --debug and --quiet),
+    then the hidden old spellings in ``renamed``. The body gets its ``typer.Context`` and
+    ``GlobalOptions`` parameters if it declares them. ``needs_device``: the command computes
+    with torch, so ``--device`` is resolved before its body runs (a missing GPU fails before
+    any work); without it torch is never imported here."""
 
     def register(body: Callable) -> Callable:
         hints = typing.get_type_hints(body, include_extras=True)
@@ -189,9 +243,13 @@ def command(
                 parameters.append(_keyword(parameter.name, kind, parameter.default))
         parameters = [_keyword("ctx", typer.Context), *parameters]
         parameters += [SUBCOMMAND_GLOBALS[option] for option in takes]
+        shown = name or body.__name__.replace("_", "-")
+        parameters += [old.parameter(index, shown) for index, old in enumerate(renamed)]
 
         def run(ctx: typer.Context, **values: Any) -> Any:
             given = {option: values.pop(option) for option in takes}
+            for index in range(len(renamed)):
+                values.pop(f"renamed_{index}", None)  # never given: its callback refuses it
             options = (ctx.obj or GlobalOptions()).merged(**given)
             options.check_device()
             if needs_device:
@@ -208,7 +266,7 @@ def command(
         del run.__wrapped__  # Typer reads the signature below, not the body's
         run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in parameters}
-        app.command(name, help=help)(run)
+        app.command(name, help=help, cls=_Command)(run)
         return body
 
     return register

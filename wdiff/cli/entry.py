@@ -89,6 +89,21 @@ def _handle_interrupts() -> bool:
     return True
 
 
+def _no_hidden_suggestions(error: Exception) -> None:
+    """A mistyped option is not told to try a hidden one (an old spelling, refused)."""
+    possible = getattr(error, "possibilities", None)
+    context = getattr(error, "ctx", None)
+    if not possible or context is None:
+        return
+    hidden = {
+        name
+        for param in context.command.get_params(context)
+        if getattr(param, "hidden", False)
+        for name in (*param.opts, *param.secondary_opts)
+    }
+    error.possibilities = [name for name in possible if name not in hidden]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wdiff`` script; returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -104,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     except click_exceptions.UsageError as error:
         where = error.ctx.command_path if error.ctx else "wdiff"
+        _no_hidden_suggestions(error)
         _say(f"wdiff: error: {error.format_message()} (see '{where} --help')")
         code = 2
     except (typer.Abort, KeyboardInterrupt):

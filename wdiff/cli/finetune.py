@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.app import GlobalOptions, Renamed, command
 from wdiff.cli.options import positive
 from wdiff.cli.printing import note, outputs
 from wdiff.errors import Interrupted, WdiffError
@@ -19,9 +19,17 @@ from wdiff.errors import Interrupted, WdiffError
     help=(
         "Train a conditional diffusion model with GP or white noise (EDM loss, Accelerate).\n\n"
         "Examples:\n\n"
-        "  wdiff finetune --task sr --noise gp --data samples --out runs/sr-gp --steps 4000\n\n"
+        "  wdiff finetune --task sr --noise gp --data samples --out runs/sr-gp "
+        "--train-steps 4000\n\n"
         "  wdiff finetune --task inpaint --data frames/ --out runs/inp --resume\n\n"
         "  accelerate launch -m wdiff finetune --task sr --out runs/sr --batch-size 64"
+    ),
+    renamed=(
+        Renamed(
+            "--steps",
+            "--train-steps",
+            "optimiser steps; --steps is the sampling steps of upscale and inpaint",
+        ),
     ),
 )
 def finetune(
@@ -35,7 +43,9 @@ def finetune(
     arch: Annotated[
         str, typer.Option("--arch", help="builtin-small, builtin-tiny, or a local SDXL folder.")
     ] = "builtin-small",
-    steps: Annotated[int, typer.Option("--steps", help="Optimiser steps in all.", min=1)] = 4000,
+    train_steps: Annotated[
+        int, typer.Option("--train-steps", help="Optimiser steps in all.", min=1)
+    ] = 4000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per step.", min=1)] = 16,
     crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.", min=16)] = 64,
     lr: Annotated[
@@ -59,7 +69,7 @@ def finetune(
         data=data,
         out=str(out),
         arch=arch,
-        steps=steps,
+        steps=train_steps,
         batch_size=batch_size,
         crop=crop,
         lr=lr,
@@ -68,7 +78,7 @@ def finetune(
         resume=resume,
         cpu=options.torch_device().type == "cpu",
     )
-    with progress_bar(f"finetune {task} ({noise} noise)", steps, options.quiet) as advance:
+    with progress_bar(f"finetune {task} ({noise} noise)", train_steps, options.quiet) as advance:
         last = [0]
 
         def report(step: int, total: int, loss: float) -> None:

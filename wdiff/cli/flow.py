@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.app import GlobalOptions, Renamed, command
 from wdiff.cli.options import (
     CacheDirOption,
+    FlowMethodOption,
     FpsOption,
     InputArgument,
     NoCacheOption,
@@ -29,8 +30,9 @@ from wdiff.cli.printing import feedback, note, outputs
         "by the video's content and the estimator's settings.\n\n"
         "Examples:\n\n"
         "  wdiff flow in.mp4 -o flows.safetensors --viz flow.mp4\n\n"
-        "  wdiff flow frames/ --fps 30 --method raft --raft-weights raft_large.pth"
-    )
+        "  wdiff flow frames/ --fps 30 --flow raft --raft-weights raft_large.pth"
+    ),
+    renamed=(Renamed("--method", "--flow", "dis, farneback or raft"),),
 )
 def flow(
     options: GlobalOptions,
@@ -39,7 +41,7 @@ def flow(
         Path | None,
         typer.Option("--output", "-o", help="Flows file.", show_default="INPUT.flows.safetensors"),
     ] = None,
-    method: Annotated[str, typer.Option("--method", help="dis, farneback or raft.")] = "dis",
+    flow_method: FlowMethodOption = "dis",
     dis_preset: Annotated[
         str, typer.Option("--dis-preset", help="DIS quality: fast, medium or fine.")
     ] = "fine",
@@ -65,7 +67,7 @@ def flow(
     from wdiff.flow.flow_file import write_video_flows
 
     flow = FlowOptions(
-        method,
+        flow_method,
         dis_preset=dis_preset,
         raft_model=raft_model,
         raft_weights=raft_weights,

@@ -2,7 +2,7 @@
 ``upscale`` and ``inpaint`` share, declared once as an option group (see ``app.command``).
 
 Every float option passes ``finite`` (NaN and infinities refused); ``--fps`` and ``--lr`` also
-``positive``.
+``positive``. Flags that are run settings (a preset may turn them on) have a ``--no-`` form.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ class RestoreOptions:
             "--noise", help="gp, integral, bilinear, bilinear-gp, nearest, fixed or resample."
         ),
     ] = "gp"
-    method: Annotated[
-        str, typer.Option("--method", help="warped (ours) or batch-consistent (Kwon & Ye).")
+    sampler: Annotated[
+        str, typer.Option("--sampler", help="warped (ours) or batch-consistent (Kwon & Ye).")
     ] = "warped"
     steps: Annotated[int, typer.Option("--steps", help="Sampling steps.", min=1)] = 25
     guidance: Annotated[
@@ -143,17 +143,23 @@ class RestoreOptions:
     vae_tiling: Annotated[
         bool,
         typer.Option(
-            "--vae-tiling", help="Decode large frames in tiles.", rich_help_panel=SDXL_PANEL
+            "--vae-tiling/--no-vae-tiling",
+            help="Decode large frames in tiles.",
+            rich_help_panel=SDXL_PANEL,
         ),
     ] = False
     vae_slicing: Annotated[
         bool,
-        typer.Option("--vae-slicing", help="VAE one image at a time.", rich_help_panel=SDXL_PANEL),
+        typer.Option(
+            "--vae-slicing/--no-vae-slicing",
+            help="VAE one image at a time.",
+            rich_help_panel=SDXL_PANEL,
+        ),
     ] = False
     cpu_offload: Annotated[
         bool,
         typer.Option(
-            "--cpu-offload",
+            "--cpu-offload/--no-cpu-offload",
             help="Keep the VAE and text encoders on the CPU between uses.",
             rich_help_panel=SDXL_PANEL,
         ),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.app import GlobalOptions, Renamed, command
 from wdiff.cli.options import RestoreOptions, output_option
 from wdiff.cli.printing import document, feedback, note, outputs, warn
 
@@ -41,6 +41,7 @@ _MANY = (
 )
 _INPUTS_HELP = "Video files, frame folders, folders of video files, or builtin:bunny."
 InputsArgument = Annotated[list[str], typer.Argument(help=_INPUTS_HELP, show_default=False)]
+_RENAMED = (Renamed("--method", "--sampler", "warped or batch-consistent"),)
 
 
 @command(
@@ -49,18 +50,19 @@ InputsArgument = Annotated[list[str], typer.Argument(help=_INPUTS_HELP, show_def
         f"Diffusion).\n\n{_MANY}\n\n"
         "Examples:\n\n"
         "  wdiff upscale low.mp4 --scale 8 --guidance 1.0\n\n"
-        "  wdiff upscale low.mp4 --scale 4 --method batch-consistent -o out.mp4\n\n"
+        "  wdiff upscale low.mp4 --scale 4 --sampler batch-consistent -o out.mp4\n\n"
         "  wdiff upscale a.mp4 b.mp4 clips/ --scale 4 -o out/\n\n"
         "  accelerate launch --num_processes 4 -m wdiff upscale clips/ --scale 4 -o out/ "
         "--resume\n\n"
         "  wdiff degrade clip.mp4 --scale 8 -o low.mp4  (make a low-res test input)"
     ),
+    renamed=_RENAMED,
 )
 def upscale(
     ctx: typer.Context,
     options: GlobalOptions,
     inputs: InputsArgument,
-    output: Annotated[Path | None, output_option("INPUT.xSCALE-METHOD-NOISE.mp4")] = None,
+    output: Annotated[Path | None, output_option("INPUT.xSCALE-SAMPLER-NOISE.mp4")] = None,
     scale: Annotated[int, typer.Option("--scale", help="2, 4 or 8.")] = 8,
     *,
     restore: RestoreOptions,
@@ -81,6 +83,7 @@ def upscale(
         "  wdiff inpaint a.mp4 b.mp4 --mask a-mask.mp4 --mask b-mask.mp4 -o out/\n\n"
         "  wdiff inpaint clips/ --mask masks/ -o out/"
     ),
+    renamed=_RENAMED,
 )
 def inpaint(
     ctx: typer.Context,
@@ -95,7 +98,7 @@ def inpaint(
             show_default=False,
         ),
     ],
-    output: Annotated[Path | None, output_option("INPUT.inpainted-METHOD-NOISE.mp4")] = None,
+    output: Annotated[Path | None, output_option("INPUT.inpainted-SAMPLER-NOISE.mp4")] = None,
     mask_dilate: Annotated[
         int, typer.Option("--mask-dilate", help="Grow the hole by N pixels (object edges).")
     ] = 0,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from wdiff.cli.app import GlobalOptions, command
+from wdiff.cli.app import GlobalOptions, Renamed, command
 from wdiff.cli.options import (
     CacheDirOption,
     FlowMethodOption,
@@ -21,18 +21,21 @@ from wdiff.cli.options import (
 )
 from wdiff.cli.printing import feedback, outputs
 
+NOISES = "gp, integral, bilinear, bilinear-gp, nearest, fixed or resample"
+
 
 @command(
     "warp-noise",
     help=(
         "Warp diffusion noise along a video's optical flow and save it.\n\n"
         "Writes a safetensors file with `noise`, float32 (N, C, h, w), on a grid GRID times "
-        "coarser than the frames. Methods: gp (the paper's GP noise by Random Fourier "
+        "coarser than the frames. --noise: gp (the paper's GP noise by Random Fourier "
         "Features), integral (How I Warped Your Noise), bilinear, nearest, fixed, resample.\n\n"
         "Examples:\n\n"
-        "  wdiff warp-noise in.mp4 --method gp -o noise.safetensors --grid 8\n\n"
-        "  wdiff warp-noise in.mp4 --method integral --stats stats.json --viz noise.mp4"
+        "  wdiff warp-noise in.mp4 --noise gp -o noise.safetensors --grid 8\n\n"
+        "  wdiff warp-noise in.mp4 --noise integral --stats stats.json --viz noise.mp4"
     ),
+    renamed=(Renamed("--method", "--noise", NOISES),),
 )
 def warp_noise(
     options: GlobalOptions,
@@ -40,15 +43,10 @@ def warp_noise(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Noise file.", show_default="INPUT.noise-METHOD.safetensors"
+            "--output", "-o", help="Noise file.", show_default="INPUT.noise-NOISE.safetensors"
         ),
     ] = None,
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method", help="gp, integral, bilinear, bilinear-gp, nearest, fixed or resample."
-        ),
-    ] = "gp",
+    noise: Annotated[str, typer.Option("--noise", help=f"{NOISES}.")] = "gp",
     channels: Annotated[int, typer.Option("--channels", help="Noise channels.", min=1)] = 4,
     grid: Annotated[
         int, typer.Option("--grid", help="Cells per frame pixel block (8 = a latent grid).", min=1)
@@ -88,7 +86,7 @@ def warp_noise(
     written = write_warped_noise(
         input,
         output,
-        method=method,
+        method=noise,
         channels=channels,
         grid=grid,
         gp_extend=gp_extend,

@@ -88,7 +88,7 @@ def find_raft_weights(size: str, weights: Path | None) -> Path:
         return cached
     raise WdiffError(
         f"{cached}: RAFT-{size} needs its weights file {RAFT_FILES[size]}; wdiff never "
-        f"downloads: copy it to {cached.parent}/ or pass --raft-weights FILE (or use --method dis)"
+        f"downloads: copy it to {cached.parent}/ or pass --raft-weights FILE (or use --flow dis)"
     )
 
 

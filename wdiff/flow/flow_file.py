@@ -55,7 +55,7 @@ def write_video_flows(
         reader = open_video(source, fps=fps)
         check_enough_frames(reader.info)
         masks = MaskReader(mask_path, reader.info) if mask_path else None
-        estimator = flow.estimator(device, option="--method")
+        estimator = flow.estimator(device, option="--flow")
         cache = flow.cache()
         flows, cached = video_flows(reader, estimator, cache, flow.method, feedback)
         if masks is not None:

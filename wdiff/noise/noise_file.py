@@ -50,7 +50,7 @@ def write_warped_noise(
     from wdiff.noise import make_warper
 
     extend = {"extend": True} if gp_extend and method == "gp" else {}
-    warper = make_warper(method, "--method", **extend)
+    warper = make_warper(method, "--noise", **extend)
     source = resolve_input(input)
     output = output or default_output(source, f".noise-{method}.safetensors")
     _check_outputs(source, output, stats, viz, overwrite)

@@ -104,16 +104,16 @@ def plan_restore(
     """Plan restoring ``input`` (a file, a frame folder at ``fps``, or ``builtin:bunny``) for
     ``task`` ("sr" or "inpaint", with a ``mask``: white = fill). ``given`` holds
     ``RestoreSettings`` fields that override ``preset``. ``output`` defaults to
-    ``INPUT.xSCALE-METHOD-NOISE.mp4`` or ``INPUT.inpainted-METHOD-NOISE.mp4`` beside the input
+    ``INPUT.xSCALE-SAMPLER-NOISE.mp4`` or ``INPUT.inpainted-SAMPLER-NOISE.mp4`` beside the input
     (``.png`` for a still image)."""
     settings = merge_settings(task, preset, (given or {}) | {"seed": seed})
     source = resolve_input(input)
     mask_path = resolve_input(mask) if mask else None
     kind = ".png" if source.suffix.lower() in IMAGE_SUFFIXES else ".mp4"  # an image gives one
     if settings.task == "sr":
-        suffix = f".x{settings.scale}-{settings.method}-{settings.noise}{kind}"
+        suffix = f".x{settings.scale}-{settings.sampler}-{settings.noise}{kind}"
     else:
-        suffix = f".inpainted-{settings.method}-{settings.noise}{kind}"
+        suffix = f".inpainted-{settings.sampler}-{settings.noise}{kind}"
     return RestoreJob(
         settings,
         source,

@@ -75,7 +75,7 @@ def restore(
         denoiser, make_task(settings), settings.prompt, field, plan.factor, device, masks, start
     )
     frames = enumerate(reader.frames(start=start), start=start)
-    if settings.method == "warped":
+    if settings.sampler == "warped":
         keep_state = tiles.auto or run_state is not None
         before = resumed.parts["sampler"] or None
         sampled = warped_frames(plan, frames, inputs, tiles, before, keep_state, on_step, on_tile)
@@ -109,7 +109,7 @@ def restore(
             motion = inputs.motion(index) if index > 0 else None
             report.add(index, (pixels + 1) / 2, motion, x0, tiles.pixels())
             # batch-consistent windows are independent: the state is kept at their ends only
-            window_open = settings.method != "warped" and (index + 1) % settings.window != 0
+            window_open = settings.sampler != "warped" and (index + 1) % settings.window != 0
             parts = None
             if not (window_open and index + 1 < frame_count):
                 parts = {

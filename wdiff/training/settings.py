@@ -37,7 +37,7 @@ def check_settings(settings: TrainSettings) -> None:
     if not (math.isfinite(settings.lr) and settings.lr > 0):
         raise WdiffError(f"--lr {settings.lr}: use a learning rate above 0 (such as 5e-4)")
     for option, value in (
-        ("--steps", settings.steps),
+        ("--train-steps", settings.steps),
         ("--batch-size", settings.batch_size),
         ("--checkpoint-every", settings.checkpoint_every),
     ):
