@@ -44,7 +44,7 @@ train-builtin: setup photo-data
 		data=$$(test $$task = sr && echo photos || echo samples); \
 		resume=$$(test -f $(RUNS)/$$task-gp/checkpoint/state.json && echo --resume); \
 		WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --task $$task --noise gp \
-			--data $$data --steps $$steps --out $(RUNS)/$$task-gp $$resume || exit 1; \
+			--data $$data --train-steps $$steps --out $(RUNS)/$$task-gp $$resume || exit 1; \
 		mkdir -p wdiff/models/weights; \
 		cp $(RUNS)/$$task-gp/model.safetensors wdiff/models/weights/$$task.safetensors; \
 	done
@@ -54,7 +54,7 @@ train-white: setup
 	for task in sr inpaint; do \
 		steps=$$(test $$task = sr && echo $(SR_STEPS) || echo $(INPAINT_STEPS)); \
 		resume=$$(test -f $(RUNS)/$$task-white/checkpoint/state.json && echo --resume); \
-		$(BIN)/wdiff finetune --task $$task --noise white --data samples --steps $$steps \
+		$(BIN)/wdiff finetune --task $$task --noise white --data samples --train-steps $$steps \
 			--out $(RUNS)/$$task-white $$resume || exit 1; \
 	done
 
@@ -81,7 +81,7 @@ train-photos: setup photo-data
 		steps=$$(test $$task = sr && echo $(PHOTO_SR_STEPS) || echo $(PHOTO_INPAINT_STEPS)); \
 		resume=$$(test -f $(RUNS)/$$task-gp-photos/checkpoint/state.json && echo --resume); \
 		WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --task $$task --noise gp \
-			--data photos --steps $$steps --out $(RUNS)/$$task-gp-photos $$resume || exit 1; \
+			--data photos --train-steps $$steps --out $(RUNS)/$$task-gp-photos $$resume || exit 1; \
 	done
 
 lint: setup

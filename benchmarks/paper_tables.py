@@ -50,7 +50,7 @@ ROWS = [
     ("Bilinear (GP)", {"noise": "bilinear-gp", "guidance": 0.0}),
     ("Integral (How I Warped Your Noise)", {"noise": "integral", "guidance": 0.0}),
     ("GP warping", {"noise": "gp", "guidance": 0.0}),
-    ("Batch-consistent (Kwon & Ye)", {"noise": "gp", "method": "batch-consistent"}),
+    ("Batch-consistent (Kwon & Ye)", {"noise": "gp", "sampler": "batch-consistent"}),
     ("Warped Diffusion (GP + guidance)", {"noise": "gp", "guidance": 1.0}),
     ("Warped Diffusion, cheap guidance", {"noise": "gp", "guidance": 1.0, "mode": "cheap"}),
 ]
@@ -130,7 +130,7 @@ def settings_for(base: RestoreSettings, row: dict) -> RestoreSettings:
         noise=row.get("noise", "gp"),
         guidance=row.get("guidance", 1.0),
         guidance_mode=row.get("mode", "full"),
-        method=row.get("method", "warped"),
+        sampler=row.get("sampler", "warped"),
     )
 
 
