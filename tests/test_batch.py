@@ -337,3 +337,28 @@ def test_a_killed_two_process_run_resumes_to_the_same_outputs(tmp_path, sr_model
     same_outputs(out, reference)
     assert f"{4 - len(finished)} done, {len(finished)} skipped" in resumed.stderr  # not rerun
     assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no state left
+
+
+@pytest.mark.slow  # a child importing torch
+def test_ctrl_c_stops_the_batch_not_just_the_input(tmp_path, sr_model):
+    from processes import start_wdiff
+
+    folder = tmp_path / "clips"
+    first, second = clips(folder, frames=12)
+    out = tmp_path / "out"
+    out.mkdir()
+    outputs = [out / f"{name}.{RESULT}" for name in "ab"]
+    child = start_wdiff(
+        upscale(sr_model, str(first), str(second), "-o", str(out)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while frames_done(outputs[0]) < 1 and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    err = child.communicate(timeout=120)[1]
+    assert child.returncode == 130, err
+    assert not outputs[1].exists() and not resume_folder(outputs[1]).exists(), err
+    assert "internal error" not in err and frames_done(outputs[0]) >= 1

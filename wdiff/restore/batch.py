@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from wdiff.config import merge_settings
-from wdiff.errors import WdiffError
+from wdiff.errors import Interrupted, WdiffError
 from wdiff.feedback import SILENT, Feedback
 from wdiff.restore.job import RestoreJob, RestoreResult, plan_restore, run_restore
 from wdiff.restore.report import report_paths
@@ -240,6 +240,8 @@ def _run_one(index: int, entry: BatchEntry, device, feedback: Feedback) -> Outco
     except WdiffError as error:
         reason = " ".join(str(error).split())
         return Outcome(index, entry.source, job.output, "failed", reason=reason)
+    except Interrupted:  # Ctrl-C stops the batch, not just this input
+        raise
     except Exception as error:  # a bug: the other inputs still run
         reason = f"internal error: {type(error).__name__}: {' '.join(str(error).split())}"
         return Outcome(
