@@ -156,7 +156,9 @@ def strip_timings(report: dict) -> dict:
     for key in TIMING_KEYS:
         assert key in report, key  # a renamed timing field must be renamed here too
         del report[key]
-    report["output"] = Path(report["output"]).name  # the two runs write to two folders
+    output = report["output"]  # the two runs write to two folders
+    report["output"] = Path(output).name
+    report["command_line"] = [Path(a).name if a == output else a for a in report["command_line"]]
     rows = []
     for row in report["frames"]:
         row = dict(row)

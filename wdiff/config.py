@@ -21,6 +21,13 @@ PRESET_ONLY = ("description",)
 # settings' old names -> (new name, its values): a preset using an old one is refused
 RENAMED = {"method": ("sampler", " or ".join(SAMPLERS))}
 MAX_MASK_PIXELS = 256  # --mask-dilate and --feather
+# settings that only one task reads (the others decide both tasks' outputs)
+TASK_ONLY = {
+    "scale": "sr",
+    "noise_level": "sr",  # the SD x4 upscaler's
+    "mask_dilate": "inpaint",
+    "feather": "inpaint",
+}
 
 
 @dataclass
@@ -123,6 +130,15 @@ class RestoreSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def task_dict(self) -> dict:
+        """The settings this task reads (``TASK_ONLY`` ones of the other task left out): what a
+        report records."""
+        return {
+            key: value
+            for key, value in asdict(self).items()
+            if TASK_ONLY.get(key, self.task) == self.task
+        }
 
 
 SETTING_NAMES = tuple(f.name for f in fields(RestoreSettings))

@@ -34,7 +34,7 @@ from wdiff.flow.field import FlowField
 from wdiff.flow.ops import resize_flow
 from wdiff.outputs import atomic_output
 from wdiff.temporal import TemporalErrors
-from wdiff.video import VideoReader, frames_to_tensor
+from wdiff.video import VideoReader, fps_text, frames_to_tensor
 
 PER_FRAME = (
     "warp_prev",
@@ -63,7 +63,7 @@ LABELS = {
     "latent_warp_prev": "latent warping error, previous",
     "latent_warp_first": "latent warping error, first",
 }
-PSNR_CAP = 100.0  # dB, for frames identical to the reference
+PSNR_CAP = metrics.PSNR_CAP  # dB, for frames identical to the reference
 OPTIONAL_METRICS = {  # metric: what it needs, each thing with the option that gives it
     "lpips": {
         "reference": "--reference",
@@ -96,6 +96,7 @@ class VideoScores:
     frames: int
     rows: list[dict] = field(default_factory=list)
     fid: float | None = None
+    fps: str | None = None  # as ``video.fps_text`` writes it ("25/1")
 
     def summary(self) -> dict[str, dict[str, float | None]]:
         out = {} if self.fid is None else {"fid": {"mean": self.fid, "std": 0.0}}
@@ -143,7 +144,7 @@ def score_video(
     device = torch.device(device)
     weighted = weighted or WeightedMetrics()
     _check_inputs(reader, field, reference, weighted.latent_model)
-    scores = VideoScores(info.path.stem, str(info.path), info.frame_count)
+    scores = VideoScores(info.path.stem, str(info.path), info.frame_count, fps=fps_text(info.fps))
     truths = reference.frames() if reference is not None else iter(())
     encoder = weighted.latent_model
     temporal = TemporalErrors(encoder.scale if encoder is not None else 1)
@@ -233,7 +234,7 @@ def _reference_scores(
         features[1].append(weighted.inception(truth))
     error = float(metrics.mse(unit, truth)[0])
     scores["mse"] = error
-    scores["psnr"] = min(PSNR_CAP, -10 * math.log10(error)) if error > 0 else PSNR_CAP
+    scores["psnr"] = metrics.psnr_db(error)
     scores["ssim"] = float(metrics.ssim(unit, truth)[0])
     return scores
 
@@ -275,7 +276,13 @@ def result_document(scores: list[VideoScores], flow_source: str, skipped: dict) 
         "flow_source": flow_source,
         "units": "RGB in [0, 1]; warping errors and MSE are mean squares; tOF in pixels",
         "videos": [
-            {"name": s.name, "path": s.path, "frames": s.frames, "summary": s.summary()}
+            {
+                "name": s.name,
+                "path": s.path,
+                "frames": s.frames,
+                "fps": s.fps,
+                "summary": s.summary(),
+            }
             for s in scores
         ],
         "skipped": skipped,

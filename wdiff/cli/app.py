@@ -22,6 +22,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -71,6 +72,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+# the arguments ``main`` is running, after "wdiff" (reports record them; None outside ``main``)
+COMMAND_LINE: ContextVar[list[str] | None] = ContextVar("command_line", default=None)
 
 GLOBAL = "Global options"
 QUIET_HELP = "Nothing on stderr but errors (output paths still go to stdout)."

@@ -20,7 +20,7 @@ import traceback
 
 import typer
 
-from wdiff.cli.app import app
+from wdiff.cli.app import COMMAND_LINE, app
 from wdiff.errors import Interrupted, WdiffError
 
 try:  # Typer >= 0.2x carries its own copy of click; older ones use click itself.
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     handled = argv is None and _handle_interrupts()
+    command_line = COMMAND_LINE.set(["wdiff", *args])
     try:
         result = app(args=args, prog_name="wdiff", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "(rerun with --debug for the traceback and report it)"
         )
         code = 1
+    COMMAND_LINE.reset(command_line)
     if handled:  # from here on (the interpreter's shutdown) Ctrl-C ends it at once
         signal.signal(signal.SIGINT, _second_interrupt)
         _interrupt["said"] = _interrupt["said"] or code != 130

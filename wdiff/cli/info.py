@@ -24,14 +24,14 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fps: FpsOption = None,
 ) -> None:
-    from wdiff.video import open_video
+    from wdiff.video import fps_text, open_video
 
     meta = open_video(input, fps=fps).info
     fields = {
         "path": str(meta.path),
         "width": meta.width,
         "height": meta.height,
-        "fps": f"{meta.fps.numerator}/{meta.fps.denominator}",
+        "fps": fps_text(meta.fps),
         "frames": meta.frame_count,
         "duration_s": round(meta.duration, 6),
         "rotation": meta.rotation,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wdiff.cli.app import GlobalOptions, Renamed, command
+from wdiff.cli.app import COMMAND_LINE, GlobalOptions, Renamed, command
 from wdiff.cli.options import RestoreOptions, output_option
 from wdiff.cli.printing import document, feedback, note, outputs, warn
 
@@ -151,6 +151,7 @@ def _plan_options(ctx: typer.Context, options: GlobalOptions, restore: RestoreOp
         "use_cache": not restore.no_cache,
         "resume": restore.resume,
         "overwrite": restore.overwrite,
+        "command_line": COMMAND_LINE.get(),  # for the report
     }
 
 

@@ -16,7 +16,7 @@ from wdiff.flow.estimators import make_estimator
 from wdiff.flow.field import FlowField, field_specs
 from wdiff.flow.ops import complete_in_mask, consistency_mask
 from wdiff.flow.store import RowSink
-from wdiff.video import VideoInfo, VideoReader
+from wdiff.video import VideoInfo, VideoReader, fps_text
 
 
 def check_enough_frames(info: VideoInfo) -> None:
@@ -46,7 +46,7 @@ def estimate_video_flows(
         "width": info.width,
         "height": info.height,
         "frames": info.frame_count,
-        "fps": f"{info.fps.numerator}/{info.fps.denominator}",
+        "fps": fps_text(info.fps),
         "source": info.path.name,
         "estimator": estimator.key,
         "method": estimator.key["method"],

@@ -64,6 +64,7 @@ class RestoreJob:
     use_cache: bool = True
     resume: bool = False
     overwrite: bool = False
+    command_line: list[str] | None = None  # the CLI's arguments, for the report (None: Python)
 
     @property
     def inputs(self) -> list[Path]:
@@ -100,12 +101,14 @@ def plan_restore(
     use_cache: bool = True,
     resume: bool = False,
     overwrite: bool = False,
+    command_line: list[str] | None = None,
 ) -> RestoreJob:
     """Plan restoring ``input`` (a file, a frame folder at ``fps``, or ``builtin:bunny``) for
     ``task`` ("sr" or "inpaint", with a ``mask``: white = fill). ``given`` holds
     ``RestoreSettings`` fields that override ``preset``. ``output`` defaults to
     ``INPUT.xSCALE-SAMPLER-NOISE.mp4`` or ``INPUT.inpainted-SAMPLER-NOISE.mp4`` beside the input
-    (``.png`` for a still image)."""
+    (``.png`` for a still image). ``command_line`` (the arguments of the command that asked
+    for it; None from Python) is recorded in the report."""
     settings = merge_settings(task, preset, (given or {}) | {"seed": seed})
     source = resolve_input(input)
     mask_path = resolve_input(mask) if mask else None
@@ -126,6 +129,7 @@ def plan_restore(
         use_cache=use_cache,
         resume=resume,
         overwrite=overwrite,
+        command_line=command_line,
     )
 
 
@@ -192,6 +196,8 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
             _tile_warning(feedback.warn),
             on_report=write,
             warn=feedback.warn,
+            preset=job.preset,
+            command_line=job.command_line,
         )
     run_state.remove()
     return RestoreResult(output, report, written[0])

@@ -37,6 +37,8 @@ def restore(
     on_tile: Callable[[int, int, int], None] | None = None,
     on_report: Callable[[dict], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    preset: str | None = None,
+    command_line: list[str] | None = None,
 ) -> dict:
     """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
     report (written as ``OUT.report.json`` and ``OUT.frames.csv`` by ``write_report``).
@@ -56,7 +58,8 @@ def restore(
 
     ``on_report(report)`` is called after the last frame, before the video is renamed into
     place (``job`` writes the report files there, so a complete output always has them).
-    ``warn`` hears what the output could not keep of the input's streams.
+    ``warn`` hears what the output could not keep of the input's streams. ``preset`` and
+    ``command_line`` (the CLI's arguments; None from Python) go into the report.
     """
     from wdiff.video import VideoWriter, tensor_to_frames
 
@@ -101,13 +104,15 @@ def restore(
                 advance(start)
         for index, (pixels, sampler_state, x0) in enumerate(sampled, start=start):
             pixels = pixels.clamp(-1, 1)
+            observed = hole = None
             if settings.task == "inpaint":  # the input's own pixels outside the hole
                 frame, hole = inputs.take_observed(index)
                 pixels = inputs.task.paste_known(pixels, frame, hole, settings.feather)
+                observed = (frame + 1) / 2
             encoded = tensor_to_frames(pixels.cpu())
             writer.write(encoded)
             motion = inputs.motion(index) if index > 0 else None
-            report.add(index, (pixels + 1) / 2, motion, x0, tiles.pixels())
+            report.add(index, (pixels + 1) / 2, motion, x0, tiles.pixels(), observed, hole)
             # batch-consistent windows are independent: the state is kept at their ends only
             window_open = settings.sampler != "warped" and (index + 1) % settings.window != 0
             parts = None
@@ -122,7 +127,18 @@ def restore(
                 advance(1)
         rows = report.rows
         stage_seconds["sample_and_write"] = sum(row["seconds"] for row in rows)
-        summary = summarise(settings, rows, stage_seconds, device, reader.info, output, plan.size)
+        summary = summarise(
+            settings,
+            rows,
+            stage_seconds,
+            device,
+            reader.info,
+            output,
+            plan.size,
+            mask=masks.path if masks is not None else None,
+            preset=preset,
+            command_line=command_line,
+        )
         summary["tiling"] = {
             "tile": settings.tile,
             "tile_used": rows[-1]["tile"] if rows else 0,

@@ -25,6 +25,7 @@ from wdiff.video.info import (
     SAMPLE_CLIPS,
     VideoInfo,
     VideoReader,
+    fps_text,
     resolve_input,
 )
 
@@ -70,6 +71,8 @@ def open_video(spec: str | Path, fps: Fraction | float | None = None) -> VideoRe
     if path.is_dir():
         from wdiff.video.images import FrameFolderReader
 
+        if isinstance(fps, float):  # 29.97 as typed (2997/100), not its binary fraction
+            fps = Fraction(repr(fps))
         return FrameFolderReader(path, Fraction(fps) if fps else DEFAULT_FOLDER_FPS)
     from wdiff.video.container import FileVideoReader
 
@@ -88,6 +91,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "check_video_output",
+    "fps_text",
     "frames_to_tensor",
     "list_images",
     "open_video",

@@ -49,6 +49,13 @@ class VideoInfo:
         return self.width, self.height
 
 
+def fps_text(fps: Fraction) -> str:
+    """A frame rate as every file wdiff writes gives it (``wdiff info``, reports, ``eval``,
+    flow files): the exact fraction ``"N/D"``, ``"25/1"`` included."""
+    fps = Fraction(fps)
+    return f"{fps.numerator}/{fps.denominator}"
+
+
 def resolve_input(spec: str | Path) -> Path:
     """Map a path or a bundled sample name (``builtin:bunny``) to a path on disk."""
     text = str(spec)
