@@ -1,17 +1,19 @@
 """What a restore's report says (issue #21): the input, the mask, the command line and the preset
 it ran with, only the settings its task reads; the frame rate as every other file writes it; for
 inpainting, the warping errors and the PSNR against the input inside the hole and outside it,
-per frame and on average, kept across a resume."""
+per frame and on average, kept across a resume. And what `wdiff info` says of a file's pixels."""
 
 from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 import torch
-from media import make_clip, make_frame_folder
+from media import make_clip, make_frame_folder, pattern
 from PIL import Image
 
 from wdiff import metrics
@@ -199,3 +201,52 @@ def test_resumed_inpainting_reports_the_uninterrupted_errors(tmp_path, mask, inp
         assert ours == [row[column] for row in whole["frames"]], column
         assert resumed[f"mean_{column}"] == whole[f"mean_{column}"]
     assert all(value is not None for value in ours[1:]) and not math.isnan(ours[-1])
+
+
+def tagged_clip(path, pix_fmt="yuv420p10le", matrix=1, full_range=True):
+    """Three frames of ``pattern`` as H.264 ``pix_fmt``, tagged with ``matrix`` (FFmpeg's code)
+    as matrix, primaries and transfer, and ``full_range``."""
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=Fraction(24))
+    stream.width, stream.height, stream.pix_fmt = 32, 24, pix_fmt
+    context = stream.codec_context
+    context.colorspace = context.color_primaries = context.color_trc = matrix
+    context.color_range = 2 if full_range else 1
+    for index in range(3):
+        frame = av.VideoFrame.from_ndarray(pattern(index, 32, 24), format="rgb24")
+        frame = frame.reformat(
+            format=pix_fmt, dst_colorspace="itu709", dst_color_range="JPEG", threads=1
+        )
+        frame.pts = index
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+    container.close()
+    return path
+
+
+def test_info_shows_codec_pixel_format_depth_and_colour(tmp_path, capfd):
+    source = tagged_clip(tmp_path / "hdr.mkv")
+    assert main(["info", str(source), "--json"]) == 0
+    fields = json.loads(capfd.readouterr().out)
+    assert {key: fields[key] for key in ("codec", "pix_fmt", "bit_depth", "chroma")} == {
+        "codec": "h264",
+        "pix_fmt": "yuv420p10le",
+        "bit_depth": 10,
+        "chroma": "4:2:0",
+    }
+    assert fields["colour"] == {
+        "matrix": "bt709",
+        "primaries": "bt709",
+        "transfer": "bt709",
+        "range": "pc",
+    }
+    assert main(["info", str(source)]) == 0
+    lines = capfd.readouterr().out.splitlines()
+    assert "     pix_fmt: yuv420p10le" in lines and "   bit_depth: 10" in lines
+    assert "      colour: matrix bt709, primaries bt709, transfer bt709, range pc" in lines
+
+    folder = make_frame_folder(tmp_path / "frames", frames=2, size=(16, 12))
+    assert main(["info", str(folder), "--json"]) == 0
+    fields = json.loads(capfd.readouterr().out)
+    assert (fields["codec"], fields["pix_fmt"], fields["bit_depth"]) == (None, "rgb24", 8)
+    assert fields["colour"] is None  # RGB frames: no YUV matrix

@@ -108,10 +108,12 @@ def test_info_does_not_import_torch(clip, as_json):
     names, out = imported_modules("info", *(["--json"] if as_json else []), str(clip))
     assert "wdiff.cli" in names  # the listing is real
     assert not {name for name in names if name.split(".")[0] in ("torch", "cv2", "diffusers")}
-    if as_json:
-        assert json.loads(out)["frames"] == 3
+    if as_json:  # the pixels and colour too
+        fields = json.loads(out)
+        assert (fields["frames"], fields["bit_depth"], fields["codec"]) == (3, 8, "h264")
+        assert fields["colour"]["matrix"] == "smpte170m"  # untagged, small: as players guess
     else:
-        assert "frames: 3" in out
+        assert "frames: 3" in out and "pix_fmt: yuv420p" in out and "matrix smpte170m" in out
 
 
 def test_help_does_not_import_torch():

@@ -1,5 +1,8 @@
-"""``wdiff info``: what wdiff sees in a video or frame folder, on stdout. It never imports
-torch (``needs_device=False``), so it starts in a fraction of a second."""
+"""``wdiff info``: what wdiff sees in a video or frame folder, on stdout: sizes, the exact frame
+rate, frames, the codec, pixel format (bit depth, chroma subsampling) and colour (matrix,
+primaries, transfer, range: ffprobe's names; an untagged stream's as players guess them) an
+output keeps. It never imports torch (``needs_device=False``), so it starts in a fraction of a
+second."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from wdiff.cli.printing import document
 
 @command(
     help=(
-        "Show what wdiff sees in a video or frame folder: size, frame rate, frames, audio.\n\n"
+        "Show what wdiff sees in a video or frame folder: size, frame rate, frames, codec, "
+        "pixel format and bit depth, colour (matrix, primaries, transfer, range), audio.\n\n"
         "Example:\n\n  wdiff info in.mp4 --json"
     ),
     needs_device=False,
@@ -37,9 +41,42 @@ def info(
         "rotation": meta.rotation,
         "audio": meta.has_audio,
         "frame_folder": meta.is_folder,
+        **_pixels(meta),
     }
     if as_json:
         document(fields)
     else:
         for key, value in fields.items():
-            typer.echo(f"{key:>12}: {value}")
+            typer.echo(f"{key:>12}: {_text(value)}")
+
+
+def _pixels(meta) -> dict:
+    """codec, pix_fmt, bit_depth, chroma and colour (None for RGB frames) of ``meta``."""
+    from wdiff.video.encoding import pixel_layout
+
+    pix_fmt = meta.pix_fmt or ("rgb24" if meta.is_folder else None)  # frames are read as RGB
+    bits, chroma = pixel_layout(pix_fmt) if pix_fmt else (None, None)
+    colour = None
+    if meta.colour is not None:
+        names = meta.colour.names()
+        colour = {
+            "matrix": names["color_space"],
+            "primaries": names["color_primaries"],
+            "transfer": names["color_transfer"],
+            "range": names["color_range"],
+        }
+    return {
+        "codec": meta.codec,
+        "pix_fmt": pix_fmt,
+        "bit_depth": bits,
+        "chroma": f"{chroma[0]}:{chroma[1]}:{chroma[2]}" if chroma else None,
+        "colour": colour,
+    }
+
+
+def _text(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {item}" for key, item in value.items())
+    return str(value)
