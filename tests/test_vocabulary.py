@@ -84,6 +84,21 @@ def test_an_old_spelling_is_one_line_naming_the_new_one(tmp_path, capfd, old, li
 
 
 @pytest.mark.parametrize(
+    "args, new",
+    [
+        (["flow", "in.mp4", "--method"], "--flow in 'wdiff flow'"),
+        (["--seed", "1", "warp-noise", "in.mp4", "--method"], "--noise in 'wdiff warp-noise'"),
+        (["upscale", "in.mp4", "--method"], "--sampler in 'wdiff upscale'"),
+        (["inpaint", "in.mp4", "--method"], "--sampler in 'wdiff inpaint'"),
+        (["finetune", "--out", "run", "--steps"], "--train-steps in 'wdiff finetune'"),
+    ],
+)
+def test_an_old_spelling_without_its_value_is_refused_alike(args, new, capfd):
+    assert main(args) == 2
+    assert f" is now {new} (" in one_error_line(capfd)
+
+
+@pytest.mark.parametrize(
     "command, old", [("flow", "--method"), ("warp-noise", "--method"), ("finetune", "--steps")]
 )
 def test_old_spellings_are_hidden_and_never_suggested(command, old, capfd, monkeypatch):

@@ -216,6 +216,10 @@ class Renamed:
         return _keyword(f"renamed_{index}", Annotated[str | None, option], None)
 
 
+# (command, old spelling) -> its Renamed: the refusal of an old spelling given without a value
+RENAMED: dict[tuple[str, str], Renamed] = {}
+
+
 def command(
     name: str | None = None,
     *,
@@ -249,6 +253,7 @@ def command(
         parameters += [SUBCOMMAND_GLOBALS[option] for option in takes]
         shown = name or body.__name__.replace("_", "-")
         parameters += [old.parameter(index, shown) for index, old in enumerate(renamed)]
+        RENAMED.update({(shown, old.old): old for old in renamed})
 
         def run(ctx: typer.Context, **values: Any) -> Any:
             given = {option: values.pop(option) for option in takes}

@@ -20,7 +20,7 @@ import traceback
 
 import typer
 
-from wdiff.cli.app import COMMAND_LINE, app
+from wdiff.cli.app import COMMAND_LINE, RENAMED, app
 from wdiff.errors import Interrupted, WdiffError
 
 try:  # Typer >= 0.2x carries its own copy of click; older ones use click itself.
@@ -104,6 +104,15 @@ def _no_hidden_suggestions(error: Exception) -> None:
     error.possibilities = [name for name in possible if name not in hidden]
 
 
+def _renamed(error: Exception, args: list[str]) -> str | None:
+    """An old spelling given without a value ("--method requires an argument"): its refusal."""
+    option = getattr(error, "option_name", None)
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    command = next((arg for arg in args if arg in names), None)  # the first is the subcommand
+    old = RENAMED.get((command, option))
+    return old.refusal(command) if old else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wdiff`` script; returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -121,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     except click_exceptions.UsageError as error:
         where = error.ctx.command_path if error.ctx else "wdiff"
         _no_hidden_suggestions(error)
-        _say(f"wdiff: error: {error.format_message()} (see '{where} --help')")
+        renamed = _renamed(error, args)
+        if renamed:
+            _say(f"wdiff: error: {renamed}")
+        else:
+            _say(f"wdiff: error: {error.format_message()} (see '{where} --help')")
         code = 2
     except (typer.Abort, KeyboardInterrupt):
         _say_interrupted("wdiff: interrupted; no output was written")
