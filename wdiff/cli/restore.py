@@ -17,6 +17,7 @@ import typer
 from wdiff.cli.app import COMMAND_LINE, GlobalOptions, Renamed, command
 from wdiff.cli.options import RestoreOptions, output_option
 from wdiff.cli.printing import document, feedback, note, outputs, warn
+from wdiff.errors import WdiffError
 
 if TYPE_CHECKING:
     from wdiff.feedback import Feedback
@@ -110,6 +111,22 @@ def inpaint(
             "the hole the input's pixels are always kept.",
         ),
     ] = 0,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview/--no-preview",
+            help="Also write OUT.preview.mp4 beside the output: each frame's input with the "
+            "hole tinted, beside the result, at the output's frame times.",
+        ),
+    ] = False,
+    preview_output: Annotated[
+        Path | None,
+        typer.Option(
+            "--preview-output",
+            help="Write the preview here (.mp4, .mkv or .mov; implies --preview).",
+            show_default=False,
+        ),
+    ] = None,
     *,
     restore: RestoreOptions,
 ) -> int:
@@ -152,6 +169,7 @@ def _plan_options(ctx: typer.Context, options: GlobalOptions, restore: RestoreOp
         "resume": restore.resume,
         "overwrite": restore.overwrite,
         "command_line": COMMAND_LINE.get(),  # for the report
+        "preview": ctx.params.get("preview_output") or bool(ctx.params.get("preview")),
     }
 
 
@@ -175,14 +193,15 @@ def _restore_one(
     if not options.quiet:
         error = result.report["mean_warping_error_previous"]
         consistency = f"; mean warping error {error:.3g}" if error is not None else ""  # a still
+        preview = f"; preview {result.preview}" if result.preview else ""
         note(
             f"wrote {result.output} ({result.report['seconds_per_frame']} s/frame{consistency}); "
-            f"report {result.report_path}"
+            f"report {result.report_path}{preview}"
         )
     if restore.as_json:
         document(run_summary(result))
     else:
-        outputs([result.output])
+        outputs(_written(result.output, result))
 
 
 def _restore_many(
@@ -200,6 +219,11 @@ def _restore_many(
     from wdiff.restore.processes import Processes
 
     folder = check_output_folder(output) if output is not None else None
+    if ctx.params.get("preview_output") is not None:
+        raise WdiffError(
+            "--preview-output names one file; with several inputs give --preview (each "
+            "OUT.preview.mp4 beside its output)"
+        )
     plan = _plan_options(ctx, options, restore)
     entries = plan_batch(task, inputs, folder, masks, **plan)
     if restore.print_config:
@@ -247,7 +271,13 @@ def _say_outcomes(outcomes: list[Outcome], options: GlobalOptions, as_json: bool
         if as_json:
             document(_outcome_json(outcome))
         elif outcome.status != "failed":
-            outputs([outcome.output])
+            outputs(_written(outcome.output, outcome.result))
+
+
+def _written(output: Path, result: RestoreResult | None) -> list[Path]:
+    """An input's paths for stdout: the output, then its preview (when one was written)."""
+    preview = result.preview if result is not None else None
+    return [output, *([preview] if preview is not None else [])]
 
 
 def _outcome_json(outcome: Outcome) -> dict:
@@ -295,6 +325,7 @@ def run_summary(result: RestoreResult) -> dict:
         "output": str(result.output),
         "report": str(result.report_path),
         "frames_csv": str(report_paths(result.output)[1]),
+        "preview": str(result.preview) if result.preview is not None else None,
         "task": report["settings"]["task"],
         "frames": report["input"]["frames"],
         "input": report["input"],

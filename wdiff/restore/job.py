@@ -28,10 +28,11 @@ from wdiff.errors import DiskFull, Interrupted, WdiffError
 from wdiff.feedback import SILENT, Feedback
 from wdiff.flow import FlowField, FlowOptions, TensorCache, complete_field, video_flows
 from wdiff.flow.cache import content_digest
-from wdiff.locks import output_lock
+from wdiff.locks import output_locks
 from wdiff.outputs import check_output, default_output
 from wdiff.restore import models  # models.load_denoiser looked up at each run (tests wrap it)
 from wdiff.restore.loop import restore
+from wdiff.restore.preview import check_preview_path, preview_path
 from wdiff.restore.report import report_paths, write_report
 from wdiff.resume import RunState, remove_stale_partials
 from wdiff.video import (
@@ -65,6 +66,7 @@ class RestoreJob:
     resume: bool = False
     overwrite: bool = False
     command_line: list[str] | None = None  # the CLI's arguments, for the report (None: Python)
+    preview: Path | None = None  # inpainting: the masked input beside the output, written here
 
     @property
     def inputs(self) -> list[Path]:
@@ -74,16 +76,19 @@ class RestoreJob:
         """The settings and paths as YAML (``--print-config``)."""
         extra = {"input": str(self.source), "output": str(self.output)}
         mask = {"mask": str(self.mask)} if self.mask else {}
-        return settings_yaml(self.settings, self.preset, extra | mask)
+        preview = {"preview": str(self.preview)} if self.preview else {}
+        return settings_yaml(self.settings, self.preset, extra | mask | preview)
 
 
 @dataclass
 class RestoreResult:
-    """The video written, its report (``restore``'s) and the report's JSON file."""
+    """The video written, its report (``restore``'s) and the report's JSON file; the preview
+    when one was asked for."""
 
     output: Path
     report: dict
     report_path: Path
+    preview: Path | None = None
 
 
 def plan_restore(
@@ -102,13 +107,15 @@ def plan_restore(
     resume: bool = False,
     overwrite: bool = False,
     command_line: list[str] | None = None,
+    preview: bool | str | Path = False,
 ) -> RestoreJob:
     """Plan restoring ``input`` (a file, a frame folder at ``fps``, or ``builtin:bunny``) for
     ``task`` ("sr" or "inpaint", with a ``mask``: white = fill). ``given`` holds
     ``RestoreSettings`` fields that override ``preset``. ``output`` defaults to
     ``INPUT.xSCALE-SAMPLER-NOISE.mp4`` or ``INPUT.inpainted-SAMPLER-NOISE.mp4`` beside the input
     (``.png`` for a still image). ``command_line`` (the arguments of the command that asked
-    for it; None from Python) is recorded in the report."""
+    for it; None from Python) is recorded in the report. ``preview`` (inpainting): True writes
+    ``OUT.preview.mp4`` beside the output, a path writes it there (``restore.preview``)."""
     settings = merge_settings(task, preset, (given or {}) | {"seed": seed})
     source = resolve_input(input)
     mask_path = resolve_input(mask) if mask else None
@@ -117,10 +124,15 @@ def plan_restore(
         suffix = f".x{settings.scale}-{settings.sampler}-{settings.noise}{kind}"
     else:
         suffix = f".inpainted-{settings.sampler}-{settings.noise}{kind}"
+    output = output or default_output(source, suffix)
+    if preview is not False and preview is not None and settings.task != "inpaint":
+        raise WdiffError("--preview shows the inpainting mask: it is for wdiff inpaint")
+    if preview is True:
+        preview = preview_path(output)
     return RestoreJob(
         settings,
         source,
-        output or default_output(source, suffix),
+        output,
         mask=mask_path,
         preset=preset,
         fps=fps,
@@ -130,6 +142,7 @@ def plan_restore(
         resume=resume,
         overwrite=overwrite,
         command_line=command_line,
+        preview=Path(preview) if preview else None,
     )
 
 
@@ -141,8 +154,29 @@ def run_restore(
     check_video_output(job.output)
     for path in (job.output, *report_paths(job.output)):
         check_output(path, job.inputs, job.overwrite)
-    with output_lock(job.output, feedback.note):  # one run per output (and its resume state)
+    if job.preview is not None:
+        _check_preview(job)
+    # one run per output (and its resume state), and per preview
+    with output_locks([job.output, job.preview], feedback.note):
         return _run_locked(job, torch.device(device), feedback)
+
+
+def _check_preview(job: RestoreJob) -> None:
+    """The preview is a video file of its own, written where the output may be."""
+    preview = job.preview
+    check_preview_path(preview)
+    taken = {
+        path.resolve(): what
+        for what, path in (("the input", job.source), ("the mask", job.mask))
+        if path is not None
+    }
+    taken[job.output.resolve()] = "the output"
+    taken |= {path.resolve(): "the output's report" for path in report_paths(job.output)}
+    if preview.resolve() in taken:
+        raise WdiffError(
+            f"--preview-output {preview}: is {taken[preview.resolve()]}; choose another path"
+        )
+    check_output(preview, job.inputs, job.overwrite)
 
 
 def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> RestoreResult:
@@ -173,6 +207,8 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
 
     def write(report: dict) -> None:
         written.extend(write_report(report, output))
+        if job.preview is not None:  # renamed into place next, just before the output
+            written.append(job.preview)
 
     with (
         bars as (advance, on_step),
@@ -198,9 +234,10 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
             warn=feedback.warn,
             preset=job.preset,
             command_line=job.command_line,
+            preview=job.preview,
         )
     run_state.remove()
-    return RestoreResult(output, report, written[0])
+    return RestoreResult(output, report, written[0], job.preview)
 
 
 def _run_state(job: RestoreJob, feedback: Feedback) -> RunState:

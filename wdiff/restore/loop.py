@@ -6,6 +6,7 @@ predictions, one mask frame and one flow pair are held, and the writer encodes a
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +14,12 @@ from pathlib import Path
 import torch
 
 from wdiff.config import RestoreSettings
+from wdiff.errors import WdiffError
 from wdiff.restore.checkpoint import Checkpoint
 from wdiff.restore.frame_inputs import FrameInputs
 from wdiff.restore.models import load_denoiser, make_task
 from wdiff.restore.plan import RestorePlan
+from wdiff.restore.preview import kept_inputs, side_by_side
 from wdiff.restore.report import ReportRows, summarise
 from wdiff.restore.runs import consistent_frames, warped_frames
 from wdiff.restore.tiles import TilePolicy
@@ -39,6 +42,7 @@ def restore(
     warn: Callable[[str], None] | None = None,
     preset: str | None = None,
     command_line: list[str] | None = None,
+    preview: Path | None = None,
 ) -> dict:
     """Restore every frame of ``reader`` into ``output`` (fps and audio kept) and return the
     report (written as ``OUT.report.json`` and ``OUT.frames.csv`` by ``write_report``).
@@ -60,9 +64,14 @@ def restore(
     place (``job`` writes the report files there, so a complete output always has them).
     ``warn`` hears what the output could not keep of the input's streams. ``preset`` and
     ``command_line`` (the CLI's arguments; None from Python) go into the report.
+
+    ``preview`` (inpainting): also write each frame's masked input beside the output there
+    (``restore.preview``), renamed into place just before the output.
     """
     from wdiff.video import VideoWriter, tensor_to_frames
 
+    if preview is not None and masks is None:
+        raise WdiffError(f"{preview}: a preview shows the inpainting mask; give masks")
     stage_seconds = stage_seconds if stage_seconds is not None else {}
     if denoiser is None:
         began = time.perf_counter()
@@ -87,19 +96,27 @@ def restore(
     report = ReportRows(denoiser.scale if denoiser.space == "latent" else None, resumed.rows)
     report.temporal.load_state_tensors(resumed.parts["report"], device)
     frame_count = reader.info.frame_count
-    writer = VideoWriter(
-        output,
-        reader.info.fps,
-        crf=settings.crf,
-        source=reader.info,  # colour, depth, frame times, audio and subtitles kept
-        codec=settings.codec,
-        pix_fmt=settings.pix_fmt,
-        warn=warn,
-    )
-    with writer:
+
+    def video(path: Path, warn) -> VideoWriter:
+        return VideoWriter(
+            path,
+            reader.info.fps,
+            crf=settings.crf,
+            source=reader.info,  # colour, depth, frame times, audio and subtitles kept
+            codec=settings.codec,
+            pix_fmt=settings.pix_fmt,
+            warn=warn,
+        )
+
+    writer = video(output, warn)
+    shown = video(preview, None) if preview is not None else None  # the output's warnings
+    with writer, shown or contextlib.nullcontext():
         if start:
+            seen = kept_inputs(reader, masks, start) if shown is not None else None
             for frame in checkpoint.kept_frames(start):
                 writer.write(frame)
+                if seen is not None:
+                    shown.write(side_by_side(*next(seen), frame))
             if advance:
                 advance(start)
         for index, (pixels, sampler_state, x0) in enumerate(sampled, start=start):
@@ -111,6 +128,9 @@ def restore(
                 observed = (frame + 1) / 2
             encoded = tensor_to_frames(pixels.cpu())
             writer.write(encoded)
+            if shown is not None:
+                source = tensor_to_frames(frame.cpu())[0]
+                shown.write(side_by_side(source, hole[0, 0].cpu().numpy(), encoded[0]))
             motion = inputs.motion(index) if index > 0 else None
             report.add(index, (pixels + 1) / 2, motion, x0, tiles.pixels(), observed, hole)
             # batch-consistent windows are independent: the state is kept at their ends only
