@@ -55,6 +55,16 @@ def test_command_line_overrides_preset_and_print_config(capsys):
     assert printed["output"].endswith("in.x4-warped-gp.mp4")
 
 
+def test_print_config_shows_only_the_tasks_settings(capsys):
+    assert main(["inpaint", "in.mp4", "--mask", "m.png", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert "scale" not in printed and "noise_level" not in printed
+    assert {"mask_dilate", "feather", "steps"} <= set(printed)
+    assert main(["upscale", "in.mp4", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert "feather" not in printed and printed["scale"] == 8
+
+
 def test_bad_presets_exit_2_naming_the_problem(tmp_path, capfd):
     bad = tmp_path / "mine.yaml"
     bad.write_text("steps: many\n")

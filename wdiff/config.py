@@ -248,5 +248,5 @@ def merge_settings(task: str, preset: str | None, given: dict) -> RestoreSetting
 
 def settings_yaml(settings: RestoreSettings, preset: str | None, extra: dict) -> str:
     """The merged settings as YAML, for ``--print-config``."""
-    document = {"preset": preset} | extra | settings.to_dict()
+    document = {"preset": preset} | extra | settings.task_dict()
     return yaml.safe_dump(document, sort_keys=False)
