@@ -455,3 +455,19 @@ def test_upscale_keeps_colour_depth_times_and_streams(tmp_path, sr_model):
             if packet.size
         )
     assert np.abs(np.array(shown) - times).max() < 1
+
+
+def test_an_odd_size_with_subsampled_chroma_is_refused_before_any_work(tmp_path, capfd):
+    from wdiff.cli import main
+
+    source = write_clip(tmp_path / "odd.mp4", frames=3, size=(45, 31), pix_fmt="yuv444p")
+    mask = tmp_path / "mask.png"
+    hole = np.zeros((31, 45, 3), np.uint8)
+    hole[8:20, 10:30] = 255
+    av.VideoFrame.from_ndarray(hole, format="rgb24").to_image().save(mask)
+    cache, out = tmp_path / "cache", tmp_path / "out.mp4"
+    args = ["inpaint", str(source), "--mask", str(mask), "--steps", "1", "--pix-fmt", "yuv420p"]
+    assert main([*args, "--cache-dir", str(cache), "-o", str(out)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "45x31" in err[0] and "yuv444p" in err[0], err
+    assert not out.exists() and not list(cache.rglob("*.safetensors"))  # no flows computed

@@ -36,6 +36,7 @@ from wdiff.restore.preview import check_preview_path, preview_path
 from wdiff.restore.report import report_paths, write_report
 from wdiff.resume import RunState, remove_stale_partials
 from wdiff.video import (
+    CONTAINERS,
     IMAGE_SUFFIXES,
     MaskReader,
     VideoInfo,
@@ -179,10 +180,30 @@ def _check_preview(job: RestoreJob) -> None:
     check_output(preview, job.inputs, job.overwrite)
 
 
+def _check_encoding(output: Path, info: VideoInfo, settings: RestoreSettings) -> None:
+    """Refuse before any work an encoder or pixel format that cannot store the output's size
+    (an odd size with subsampled chroma), as the writer would at the first frame."""
+    container = CONTAINERS.get(output.suffix.lower())
+    if container is None:  # a PNG folder or an image
+        return
+    from wdiff.video.encoding import choose_encoding
+
+    factor = settings.scale if settings.task == "sr" else 1
+    choose_encoding(
+        container,
+        (info.width * factor, info.height * factor),
+        source_pix_fmt=info.pix_fmt,
+        source_codec=info.codec,
+        codec=settings.codec,
+        pix_fmt=settings.pix_fmt,
+    )
+
+
 def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> RestoreResult:
     settings, output = job.settings, job.output
     reader = open_video(job.source, fps=job.fps)
     check_video_output(output, reader.info.frame_count)
+    _check_encoding(output, reader.info, settings)
     masks = MaskReader(job.mask, reader.info, settings.mask_dilate) if job.mask else None
     run_state = _run_state(job, feedback)
     flow = FlowOptions(
