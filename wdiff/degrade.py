@@ -58,9 +58,10 @@ def degrade_video(
         raise WdiffError(f"{source}: {info.width}x{info.height} is smaller than --scale {scale}")
     task = SuperResolution(scale)
     with VideoWriter(output, info.fps, crf=12, source=info, warn=warn) as writer:
-        for frame in reader.frames():
+        deep = writer.bit_depth((width // scale, height // scale)) > 8  # 10-bit stays 10-bit
+        for frame in reader.frames(deep=True):
             tensor = frames_to_tensor(frame[:height, :width])
-            writer.write(tensor_to_frames(task.degrade(tensor)))
+            writer.write(tensor_to_frames(task.degrade(tensor), deep))
     return Degraded((width // scale, height // scale), info.size, (width, height))
 
 
@@ -83,7 +84,9 @@ class CroppedReader(VideoReader):
         self._reader = reader
         self.info = replace(reader.info, width=size[0], height=size[1])
 
-    def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+    def frames(
+        self, start: int = 0, count: int | None = None, *, deep: bool = False
+    ) -> Iterator[np.ndarray]:
         width, height = self.info.size
-        for frame in self._reader.frames(start, count):
+        for frame in self._reader.frames(start, count, deep=deep):
             yield frame[:height, :width]

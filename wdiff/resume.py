@@ -1,12 +1,13 @@
 """The state of a run kept beside its output, so ``--resume`` continues after a crash or a kill.
 
-``.OUT.resume/`` beside ``OUT`` holds every finished frame as a PNG (the exact uint8 frame that
-went to the encoder), and ``state.safetensors``: the sampler's state after the last finished
-frame, the report's running state, and in its metadata the run's fingerprint (settings, input
-digests, version), the report rows so far and a digest of each kept frame's pixels (a frame
-changed since is refused when it is read back). Each file is replaced atomically, the PNG
-before the state, so the state's frame count is always backed by PNGs; a write that fails
-(a full disk) leaves the last state whole. The folder is removed when the output is complete.
+``.OUT.resume/`` beside ``OUT`` holds every finished frame as a PNG (the exact frame that went to
+the encoder: 8-bit, or 16-bit for outputs of more than 8 bits), and ``state.safetensors``: the
+sampler's state after the last finished frame, the report's running state, and in its metadata
+the run's fingerprint (settings, input digests, version), the report rows so far and a digest of
+each kept frame's pixels (a frame changed since is refused when it is read back). Each file is
+replaced atomically, the PNG before the state, so the state's frame count is always backed by
+PNGs; a write that fails (a full disk) leaves the last state whole. The folder is removed when
+the output is complete.
 """
 
 from __future__ import annotations
@@ -95,12 +96,12 @@ class RunState:
         return self.folder / f"frame_{index:06d}.png"
 
     def frames(self, count: int) -> Iterator[np.ndarray]:
-        """The first ``count`` finished frames, uint8 RGB ``(H, W, 3)``, each checked against
-        the digest the state keeps (after ``load``)."""
+        """The first ``count`` finished frames, RGB ``(H, W, 3)`` uint8 or uint16 as they were
+        kept, each checked against the digest the state keeps (after ``load``)."""
         for index in range(count):
             path = self.frame_path(index)
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None or image.ndim != 3 or image.shape[2] != 3:
                 raise WdiffError(f"{path}: unreadable; add --overwrite to start over")
             frame = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
             kept = self.digests[index] if index < len(self.digests) else ""
@@ -112,7 +113,7 @@ class RunState:
             yield frame
 
     def save_frame(self, index: int, frame: np.ndarray) -> None:
-        """Keep finished frame ``index`` (uint8 ``(H, W, 3)``); it counts as done once a
+        """Keep finished frame ``index`` (uint8 or uint16 ``(H, W, 3)``); it counts as done once a
         ``save`` at or after it records the state."""
         self.folder.mkdir(exist_ok=True)
         target = self.frame_path(index)
@@ -124,7 +125,8 @@ class RunState:
     def save(
         self, index: int, frame: np.ndarray, tensors: dict[str, torch.Tensor], rows: list[dict]
     ) -> None:
-        """Record finished frame ``index`` (uint8 ``(H, W, 3)``) and the state after it."""
+        """Record finished frame ``index`` (uint8 or uint16 ``(H, W, 3)``) and the state after
+        it."""
 
         self.save_frame(index, frame)
         metadata = {
@@ -148,7 +150,7 @@ class RunState:
 
 
 def frame_digest(frame: np.ndarray) -> str:
-    """blake2b of a uint8 ``(H, W, 3)`` frame's size and pixels."""
+    """blake2b of a uint8 or uint16 ``(H, W, 3)`` frame's size and pixels."""
     digest = hashlib.blake2b(str(frame.shape).encode(), digest_size=16)
     digest.update(np.ascontiguousarray(frame).tobytes())
     return digest.hexdigest()

@@ -8,10 +8,13 @@ chained flow the warping errors need) and ``tiling.`` (``TilePolicy``: the tile 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from wdiff.errors import WdiffError
 
 PARTS = ("sampler", "report", "tiling")
 
@@ -50,9 +53,18 @@ class Checkpoint:
         }
         return Resumed(start, rows, parts)
 
-    def kept_frames(self, count: int):
-        """The first ``count`` finished frames (uint8 ``(H, W, 3)``)."""
-        return self.run_state.frames(count)
+    def kept_frames(self, count: int, deep: bool = False) -> Iterator[np.ndarray]:
+        """The first ``count`` finished frames, ``(H, W, 3)`` uint8, or uint16 when ``deep``
+        (an output of more than 8 bits); frames of the other type (kept by an earlier wdiff)
+        are refused."""
+        for frame in self.run_state.frames(count):
+            if (frame.dtype == np.uint16) != deep:
+                raise WdiffError(
+                    f"{self.run_state.output}: the interrupted run kept "
+                    f"{frame.dtype.itemsize * 8}-bit frames and this output takes "
+                    f"{16 if deep else 8}-bit ones; add --overwrite to start over"
+                )
+            yield frame
 
     def save(
         self,
@@ -61,9 +73,10 @@ class Checkpoint:
         rows: list[dict],
         parts: dict[str, dict[str, torch.Tensor] | None] | None,
     ) -> None:
-        """Frame ``index`` (uint8 ``(H, W, 3)``) is done. With ``parts`` (each of ``PARTS`` to
-        its tensors) the state after it is recorded, so a resumed run starts at the next frame;
-        without (inside a batch-consistent window), only the frame is kept."""
+        """Frame ``index`` (uint8, or uint16 for a deep output, ``(H, W, 3)``) is done. With
+        ``parts`` (each of ``PARTS`` to its tensors) the state after it is recorded, so a
+        resumed run starts at the next frame; without (inside a batch-consistent window), only
+        the frame is kept."""
         if self.run_state is None:
             return
         if parts is None:

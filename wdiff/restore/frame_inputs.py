@@ -32,8 +32,9 @@ class FrameInputs:
         self._observed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # inpainting
 
     def condition(self, index: int, frame: np.ndarray) -> tuple[Any, torch.Tensor, Any]:
-        """Frame ``index`` (uint8 ``(H, W, 3)``) -> (the denoiser's condition, the frame as
-        ``(1, 3, H, W)`` in [-1, 1], its hole mask bool ``(1, 1, H, W)`` or None)."""
+        """Frame ``index`` (``(H, W, 3)`` uint8, or uint16 from a deep source) -> (the
+        denoiser's condition, the frame as ``(1, 3, H, W)`` in [-1, 1], its hole mask bool
+        ``(1, 1, H, W)`` or None)."""
         from wdiff.video import frames_to_tensor
 
         tensor = frames_to_tensor(frame).to(self.device)

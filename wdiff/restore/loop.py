@@ -86,7 +86,8 @@ def restore(
     inputs = FrameInputs(
         denoiser, make_task(settings), settings.prompt, field, plan.factor, device, masks, start
     )
-    frames = enumerate(reader.frames(start=start), start=start)
+    # at the input's own precision: uint16 from a source of more than 8 bits
+    frames = enumerate(reader.frames(start=start, deep=True), start=start)
     if settings.sampler == "warped":
         keep_state = tiles.auto or run_state is not None
         before = resumed.parts["sampler"] or None
@@ -110,10 +111,12 @@ def restore(
 
     writer = video(output, warn)
     shown = video(preview, None) if preview is not None else None  # the output's warnings
+    # an output of more than 8 bits (10-bit HEVC, FFV1, ...) gets uint16 frames
+    deep = writer.bit_depth(plan.size) > 8
     with writer, shown or contextlib.nullcontext():
         if start:
-            seen = kept_inputs(reader, masks, start) if shown is not None else None
-            for frame in checkpoint.kept_frames(start):
+            seen = kept_inputs(reader, masks, start, deep) if shown is not None else None
+            for frame in checkpoint.kept_frames(start, deep):
                 writer.write(frame)
                 if seen is not None:
                     shown.write(side_by_side(*next(seen), frame))
@@ -126,10 +129,10 @@ def restore(
                 frame, hole = inputs.take_observed(index)
                 pixels = inputs.task.paste_known(pixels, frame, hole, settings.feather)
                 observed = (frame + 1) / 2
-            encoded = tensor_to_frames(pixels.cpu())
+            encoded = tensor_to_frames(pixels.cpu(), deep)
             writer.write(encoded)
             if shown is not None:
-                source = tensor_to_frames(frame.cpu())[0]
+                source = tensor_to_frames(frame.cpu(), deep)[0]
                 shown.write(side_by_side(source, hole[0, 0].cpu().numpy(), encoded[0]))
             motion = inputs.motion(index) if index > 0 else None
             report.add(index, (pixels + 1) / 2, motion, x0, tiles.pixels(), observed, hole)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from wdiff.errors import WdiffError
-from wdiff.video.info import CONTAINERS
+from wdiff.video.info import CONTAINERS, DEEP_WHITE
 
-TINT = np.array([255, 0, 255], dtype=np.uint16)  # magenta, half over the hole's pixels
+MAGENTA = np.array([1, 0, 1], dtype=np.uint32)  # times white; half over the hole's pixels
 
 
 def preview_path(output: Path) -> Path:
@@ -32,18 +32,33 @@ def check_preview_path(path: Path) -> None:
 
 
 def masked_input(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` with the pixels of bool ``hole`` ``(H, W)`` tinted half magenta."""
+    """uint8 or uint16 ``(H, W, 3)`` with the pixels of bool ``hole`` ``(H, W)`` tinted half
+    magenta, in 8-bit steps (uint16: rounded down to a multiple of 256, so an 8-bit input
+    is tinted as in an 8-bit preview)."""
     shown = frame.copy()
-    shown[hole] = ((frame[hole].astype(np.uint16) + TINT) // 2).astype(np.uint8)
+    deep = frame.dtype == np.uint16
+    tint = MAGENTA * (DEEP_WHITE if deep else 255)
+    tinted = (frame[hole].astype(np.uint32) + tint) // 2
+    shown[hole] = ((tinted >> 8) << 8 if deep else tinted).astype(frame.dtype)
     return shown
 
 
 def side_by_side(frame: np.ndarray, hole: np.ndarray, output: np.ndarray) -> np.ndarray:
-    """The masked input beside the output: uint8 ``(H, 2W, 3)``."""
+    """The masked input beside the output: ``(H, 2W, 3)`` of the output's type (the input
+    frame given in it too: uint8, or uint16 for outputs of more than 8 bits)."""
     return np.concatenate([masked_input(frame, hole), output], axis=1)
 
 
-def kept_inputs(reader, masks, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def kept_inputs(
+    reader, masks, count: int, deep: bool = False
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(input frame, hole) of the first ``count`` frames: a resumed run's preview of the
-    frames it kept."""
-    return zip(reader.frames(0, count), masks.frames(0, count), strict=True)
+    frames it kept, each input frame as the restore gives it to the preview (through its
+    float tensor, uint16 when ``deep``)."""
+    from wdiff.video import frames_to_tensor, tensor_to_frames
+
+    inputs = (
+        tensor_to_frames(frames_to_tensor(frame), deep)[0]
+        for frame in reader.frames(0, count, deep=True)
+    )
+    return zip(inputs, masks.frames(0, count), strict=True)

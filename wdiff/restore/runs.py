@@ -37,10 +37,10 @@ def warped_frames(
     on_step: Callable[[int], None] | None = None,
     on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[Sampled]:
-    """Algorithm 1 over ``frames`` ((index, uint8 frame) pairs), starting from the sampler state
-    ``before`` (None: at frame 0). A frame that runs out of memory under ``--tile auto`` is
-    redone from its start with a smaller tile (``tiles.lower``), and ``on_tile(frame, old, new)``
-    (output pixels per side, 0 = whole frames) told once it is done."""
+    """Algorithm 1 over ``frames`` ((index, uint8 or uint16 frame) pairs), starting from the
+    sampler state ``before`` (None: at frame 0). A frame that runs out of memory under ``--tile
+    auto`` is redone from its start with a smaller tile (``tiles.lower``), and ``on_tile(frame,
+    old, new)`` (output pixels per side, 0 = whole frames) told once it is done."""
     sampler = _new_sampler(plan, tiles, before)
     for index, frame in frames:
         cond, _, _ = inputs.condition(index, frame)

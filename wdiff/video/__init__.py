@@ -1,9 +1,12 @@
 """Streaming video input/output over PyAV, frame folders, and inpainting masks.
 
-Frames on disk and in this module are uint8 RGB arrays ``(H, W, 3)`` (a chunk: ``(N, H, W, 3)``);
-:func:`frames_to_tensor` and :func:`tensor_to_frames` convert to and from the pipeline's float
-``(N, 3, H, W)`` tensors in ``[-1, 1]``. Nothing here holds a whole video in memory: readers
-decode on demand, writers encode frame by frame and copy the input's audio alongside.
+Frames on disk and in this module are uint8 RGB arrays ``(H, W, 3)`` (a chunk: ``(N, H, W, 3)``),
+or, read with ``frames(deep=True)`` from a source of more than 8 bits (10-bit video, 16-bit PNG)
+and written to an output of more than 8 bits, uint16 ones with white at ``DEEP_WHITE`` (65280,
+swscale's scale); :func:`frames_to_tensor` and :func:`tensor_to_frames` convert to and from the
+pipeline's float ``(N, 3, H, W)`` tensors in ``[-1, 1]``. Nothing here holds a whole video in
+memory: readers decode on demand, writers encode frame by frame and copy the input's audio
+alongside.
 
 The names below are imported from their modules when first used (PEP 562), so that reading a
 file's header (``open_video(...).info``, ``wdiff info``) loads PyAV alone: not OpenCV, Pillow
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from wdiff.errors import WdiffError
 from wdiff.video.info import (
     CONTAINERS,
+    DEEP_WHITE,
     DEFAULT_FOLDER_FPS,
     IMAGE_SUFFIXES,
     SAMPLE_CLIPS,
@@ -81,6 +85,7 @@ def open_video(spec: str | Path, fps: Fraction | float | None = None) -> VideoRe
 
 __all__ = [
     "CONTAINERS",
+    "DEEP_WHITE",
     "DEFAULT_FOLDER_FPS",
     "IMAGE_SUFFIXES",
     "SAMPLE_CLIPS",

@@ -16,7 +16,8 @@ from av.video.reformatter import Interpolation
 
 from wdiff.errors import WdiffError
 from wdiff.video.colour import Colour
-from wdiff.video.info import VideoInfo, VideoReader
+from wdiff.video.encoding import pixel_layout
+from wdiff.video.info import DEEP_WHITE, VideoInfo, VideoReader
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 _DECODE_INTERPOLATION = (
     Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 )
+# Deep (rgb48le) frames: swscale's YUV -> rgb48le with FULL_CHR_H_INT scrambles subsampled
+# chroma (errors of up to 58752 of 65535, measured with PyAV 18), so subsampled chroma is first
+# interpolated bilinearly to 4:4:4 at 16 bits, which then needs no chroma interpolation.
+_DEEP_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+_DEEP_444 = "yuv444p16le"
 # Earlier wdiff wrote odd-sized frames padded to even with this tag: cropped back on reading.
 _SIZE_TAG = "wdiff_frame_size"
 
@@ -44,8 +50,13 @@ class FileVideoReader(VideoReader):
         # chroma interpolated to full resolution with exact rounding: swscale's default
         # darkened 4:2:0 frames by 1-2 levels on average
         self._convert["interpolation"] = _DECODE_INTERPOLATION
+        self._deep_convert = self._convert | {"interpolation": _DEEP_INTERPOLATION}
+        self._subsampled = colour is not None and pixel_layout(self.info.pix_fmt)[1] != "444"
 
-    def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+    def frames(
+        self, start: int = 0, count: int | None = None, *, deep: bool = False
+    ) -> Iterator[np.ndarray]:
+        deep = deep and self.info.bit_depth > 8
         end = self.info.frame_count if count is None else min(self.info.frame_count, start + count)
         index = 0
         with _open_container(self.path) as container:
@@ -56,7 +67,7 @@ class FileVideoReader(VideoReader):
                     if index >= end:
                         return
                     if index >= start:
-                        yield self._to_array(frame)
+                        yield self._to_array(frame, deep)
                     index += 1
             except av.error.FFmpegError as error:
                 raise WdiffError(
@@ -69,9 +80,12 @@ class FileVideoReader(VideoReader):
                 f"but only {index} decode; re-encode or repair the file"
             )
 
-    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+    def _to_array(self, frame: av.VideoFrame, deep: bool) -> np.ndarray:
         # one swscale thread: see VideoWriter._write_one
-        array = frame.to_ndarray(format="rgb24", threads=1, **self._convert)
+        if deep:
+            array = self._deep_array(frame)
+        else:
+            array = frame.to_ndarray(format="rgb24", threads=1, **self._convert)
         if self._crop is not None:
             array = array[: self._crop[1], : self._crop[0]]
         if self.info.rotation:
@@ -79,6 +93,30 @@ class FileVideoReader(VideoReader):
 
             array = np.ascontiguousarray(np.rot90(array, k=self.info.rotation // 90))
         return array
+
+    def _deep_array(self, frame: av.VideoFrame) -> np.ndarray:
+        """uint16 RGB with white at ``DEEP_WHITE``, as the writer takes it. Limited-range YUV
+        is swscale's own (white 65283); full-range YUV too (its 10-bit white decodes to
+        65472, and swscale's full-range conversions are not exact inverses: a round trip
+        moves Y by up to 3 levels, measured). RGB sources (gbrp10le, 16-bit PNG) decode with
+        white at 65535 and are rescaled."""
+        if self._subsampled:
+            colour = self.info.colour
+            same = {
+                "src_colorspace": colour.sws_matrix,
+                "dst_colorspace": colour.sws_matrix,
+                "src_color_range": colour.sws_range,
+                "dst_color_range": colour.sws_range,
+            }
+            frame = frame.reformat(
+                format=_DEEP_444, interpolation=_DEEP_INTERPOLATION, threads=1, **same
+            )
+        array = frame.to_ndarray(format="rgb48le", threads=1, **self._deep_convert)
+        if self.info.colour is not None:
+            return array
+        import numpy as np
+
+        return ((array.astype(np.uint32) * DEEP_WHITE + 32767) // 65535).astype(np.uint16)
 
 
 def _reason(error: Exception) -> str:

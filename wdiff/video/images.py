@@ -1,4 +1,4 @@
-"""Frame folders and single images: 8-bit RGB PNG/JPG in, PNG out."""
+"""Frame folders and single images: 8-bit RGB PNG/JPG and 16-bit RGB PNG in, PNG out."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ import numpy as np
 from PIL import Image
 
 from wdiff.errors import WdiffError
-from wdiff.video.info import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, VideoInfo, VideoReader
+from wdiff.video.info import (
+    DEEP_WHITE,
+    DEFAULT_FOLDER_FPS,
+    IMAGE_SUFFIXES,
+    VideoInfo,
+    VideoReader,
+)
 
 
 def _natural_key(path: Path) -> list:
@@ -28,7 +34,9 @@ def list_images(folder: Path) -> list[Path]:
 
 
 class FrameFolderReader(VideoReader):
-    """A folder of 8-bit RGB PNG/JPG frames, all the same size, read in natural order."""
+    """A folder of RGB PNG/JPG frames, all the same size, read in natural order. 16-bit PNGs
+    (the first frame says) make a 16-bit source: ``pix_fmt`` rgb48le, uint16 frames with
+    ``deep``."""
 
     def __init__(self, folder: Path, fps: Fraction = DEFAULT_FOLDER_FPS):
         self.folder = Path(folder)
@@ -55,12 +63,16 @@ class FrameFolderReader(VideoReader):
             fps=Fraction(fps),
             frame_count=len(self.files),
             is_folder=True,
+            pix_fmt="rgb48le" if _png_bit_depth(self.files[0]) == 16 else None,
         )
 
-    def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+    def frames(
+        self, start: int = 0, count: int | None = None, *, deep: bool = False
+    ) -> Iterator[np.ndarray]:
         stop = len(self.files) if count is None else min(len(self.files), start + count)
+        deep = deep and self.info.bit_depth > 8
         for file in self.files[start:stop]:
-            yield read_rgb_image(file)
+            yield read_rgb_image(file, deep)
 
 
 def _image_header(file: Path) -> tuple[int, int]:
@@ -79,8 +91,8 @@ def _check_image_mode(file: Path, mode: str) -> None:
         )
     if mode.startswith("I") or mode == "F":
         raise WdiffError(
-            f"{file}: 16-bit or float frame ({mode}); wdiff reads 8-bit RGB frames: convert "
-            "them to 8-bit (e.g. `mogrify -depth 8 *.png`)"
+            f"{file}: 16-bit grayscale or float frame ({mode}); wdiff reads 8-bit or 16-bit "
+            "RGB frames: convert them to RGB (e.g. `mogrify -type TrueColor *.png`)"
         )
     if mode in ("RGBA", "PA", "La", "RGBa"):
         raise WdiffError(
@@ -89,25 +101,52 @@ def _check_image_mode(file: Path, mode: str) -> None:
         )
 
 
-def read_rgb_image(file: Path) -> np.ndarray:
-    """Decode one 8-bit RGB image to ``(H, W, 3)`` uint8; other formats are errors."""
+def read_rgb_image(file: Path, deep: bool = False) -> np.ndarray:
+    """Decode one RGB image (8-bit, or 16-bit PNG) to ``(H, W, 3)`` uint8, rounded; with
+    ``deep``, uint16 with white at ``DEEP_WHITE`` (8-bit ``v`` as ``v << 8``). Other formats
+    are errors."""
     data = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise WdiffError(f"{file}: not a readable image; replace the frame")
-    if data.dtype != np.uint8:
-        _check_image_mode(file, "I;16")
+    if data.dtype not in (np.uint8, np.uint16):
+        _check_image_mode(file, "F")
     if data.ndim == 2 or data.shape[2] == 1:
         _check_image_mode(file, "L")
     if data.shape[2] == 4:
         _check_image_mode(file, "RGBA")
-    return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    if data.dtype == np.uint8:
+        return rgb.astype(np.uint16) << 8 if deep else rgb
+    wide = rgb.astype(np.uint32)
+    if deep:
+        return ((wide * DEEP_WHITE + 32767) // 65535).astype(np.uint16)
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _png_bit_depth(file: Path) -> int:
+    """Bits per sample a PNG's header gives (8 for other images)."""
+    if file.suffix.lower() != ".png":
+        return 8
+    with open(file, "rb") as handle:
+        header = handle.read(26)  # signature, IHDR length and type, width, height, depth
+    return header[24] if len(header) == 26 and header[12:16] == b"IHDR" else 8
 
 
 def write_png(path: Path, frame: np.ndarray) -> None:
-    """Write a uint8 RGB frame ``(H, W, 3)`` as PNG (fast compression). A full disk raises
-    OSError (ENOSPC), which ``atomic_output`` turns into one line; OpenCV's writer would print
-    libpng's own message on stderr and only return False."""
-    Image.fromarray(frame, mode="RGB").save(path, format="PNG", compress_level=1)
+    """Write an RGB frame ``(H, W, 3)`` as PNG (fast compression): uint8 as 8-bit, uint16 as
+    16-bit. A full disk raises OSError (ENOSPC), which ``atomic_output`` turns into one line;
+    OpenCV's writer would print libpng's own message on stderr and only return False, so
+    16-bit frames (which Pillow does not write in RGB) are encoded in memory first."""
+    if frame.dtype == np.uint8:
+        Image.fromarray(frame, mode="RGB").save(path, format="PNG", compress_level=1)
+        return
+    if frame.dtype != np.uint16:
+        raise ValueError(f"expected a uint8 or uint16 frame, got {frame.dtype}")
+    bgr = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
+    done, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not done:
+        raise WdiffError(f"{path}: could not encode the frame as PNG")
+    Path(path).write_bytes(data.tobytes())
 
 
 @contextlib.contextmanager

@@ -20,6 +20,12 @@ CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEFAULT_FOLDER_FPS = Fraction(24)
 SAMPLE_CLIPS = {"builtin:bunny": "bunny.mp4"}
+# White in uint16 frames (``frames(deep=True)``, ``VideoWriter.write``) as swscale (FFmpeg's
+# converter, under PyAV) has it: 8-bit ``v`` is ``v << 8``, so white is 65280, not 65535.
+# Measured with PyAV 18: limited-range Y=940 decodes to rgb48le 65283, rgb48le 65535 encodes
+# to Y=943 and 65280 to 940, and rgb24 ``v`` gives the YUV of rgb48le ``v << 8`` but for
+# rounding (tests/test_deep_colour.py holds it to that). Super-whites above it are kept.
+DEEP_WHITE = 255 << 8
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,14 @@ class VideoInfo:
         """(width, height)."""
         return self.width, self.height
 
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample of the decoded frames (8 when unknown): more than 8, and
+        ``frames(deep=True)`` gives uint16 frames."""
+        from wdiff.video.encoding import pixel_layout
+
+        return pixel_layout(self.pix_fmt)[0]
+
 
 def fps_text(fps: Fraction) -> str:
     """A frame rate as every file wdiff writes gives it (``wdiff info``, reports, ``eval``,
@@ -72,16 +86,23 @@ class VideoReader:
 
     info: VideoInfo
 
-    def frames(self, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
-        """Yield uint8 RGB frames ``(H, W, 3)`` from ``start``, at most ``count`` of them."""
+    def frames(
+        self, start: int = 0, count: int | None = None, *, deep: bool = False
+    ) -> Iterator[np.ndarray]:
+        """Yield RGB frames ``(H, W, 3)`` from ``start``, at most ``count`` of them: uint8, or
+        with ``deep`` and a source of more than 8 bits (``info.bit_depth``) uint16 with white
+        at ``DEEP_WHITE``. Callers that need uint8 (flow estimators, metrics, masks) leave
+        ``deep`` off and get the decoder's own rounding to 8 bits."""
         raise NotImplementedError
 
-    def chunks(self, size: int, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
-        """Yield ``(n, H, W, 3)`` uint8 chunks of at most ``size`` frames."""
+    def chunks(
+        self, size: int, start: int = 0, count: int | None = None, *, deep: bool = False
+    ) -> Iterator[np.ndarray]:
+        """Yield ``(n, H, W, 3)`` chunks of at most ``size`` frames (as ``frames``)."""
         import numpy as np
 
         batch: list[np.ndarray] = []
-        for frame in self.frames(start, count):
+        for frame in self.frames(start, count, deep=deep):
             batch.append(frame)
             if len(batch) == size:
                 yield np.stack(batch)

@@ -19,6 +19,7 @@ from wdiff.video.encoding import Encoding, check_choice, choose_encoding
 from wdiff.video.images import write_png
 from wdiff.video.info import CONTAINERS, IMAGE_SUFFIXES, VideoInfo
 from wdiff.video.streams import StreamCopier
+from wdiff.video.tensors import to_uint8
 from wdiff.video.timing import FrameTimes, frame_times
 from wdiff.video.x264 import x264_cpu_options, x265_options
 
@@ -51,8 +52,10 @@ class VideoWriter:
     frame's time (a variable frame rate stays variable); every audio and subtitle stream with
     its tags (``streams.StreamCopier``), cut at the video's end. Without one (or from RGB):
     8-bit 4:2:0 H.264 at ``fps``, in the colour an untagged stream of its size is read with
-    (``colour.default_colour``), tagged. Odd sizes are stored as they are (4:4:4 for H.264/HEVC).
-    ``warn`` hears what could not be kept as it was.
+    (``colour.default_colour``), tagged; a frame folder of 16-bit PNGs keeps its depth (10-bit
+    4:4:4). Odd sizes are stored as they are (4:4:4 for H.264/HEVC). An output of more than 8
+    bits (``bit_depth``) is best given uint16 frames. ``warn`` hears what could not be kept
+    as it was.
 
     Writes go to a temporary file beside ``path`` that :meth:`close` renames onto it; on an
     exception inside ``with VideoWriter(...)`` the temporary is removed.
@@ -84,6 +87,7 @@ class VideoWriter:
         if self.path.suffix.lower() in CONTAINERS:
             check_choice(CONTAINERS[self.path.suffix.lower()], codec, pix_fmt)
         self._source = source if source is not None and not source.is_folder else None
+        self._pixels_of = source  # whose depth and chroma the output keeps (folders too)
         self._start = start_frame
         self._codec, self._pix_fmt = codec, pix_fmt
         self._warn = warn
@@ -118,8 +122,9 @@ class VideoWriter:
             raise finishing_error
 
     def write(self, frames: np.ndarray) -> None:
-        """Append an RGB frame ``(H, W, 3)`` or chunk ``(N, H, W, 3)``: uint8, or uint16
-        (0..65535) for more than 8 bits of precision."""
+        """Append an RGB frame ``(H, W, 3)`` or chunk ``(N, H, W, 3)``: uint8, or uint16 for
+        more than 8 bits of precision (white is ``video.info.DEEP_WHITE``, 65280: what
+        ``frames(deep=True)`` and ``tensor_to_frames(..., deep=True)`` give)."""
         if self._temporary is None:
             raise RuntimeError("use VideoWriter as a context manager")
         frames = np.asarray(frames)
@@ -141,7 +146,7 @@ class VideoWriter:
         elif self._size != (width, height):
             raise ValueError(f"frame size changed from {self._size} to {(width, height)}")
         if self._is_image or self._is_folder:
-            self._write_image(_to_uint8(frame))
+            self._write_image(to_uint8(frame))
         else:
             self._encode(frame)
         self.frame_count += 1
@@ -199,14 +204,7 @@ class VideoWriter:
         source = self._source
         if self.colour is None:  # tagged as an untagged stream of this size is read
             self.colour = default_colour((width, height))
-        self.encoding = choose_encoding(
-            container_format,
-            (width, height),
-            source_pix_fmt=source.pix_fmt if source else None,
-            source_codec=source.codec if source else None,
-            codec=self._codec,
-            pix_fmt=self._pix_fmt,
-        )
+        self.encoding = self._choose_encoding((width, height))
         options = {"movflags": "use_metadata_tags"} if container_format in ("mp4", "mov") else {}
         if container_format == "matroska":  # else random SegmentUID/TrackUID every run
             options["fflags"] = "+bitexact"
@@ -220,6 +218,25 @@ class VideoWriter:
             self._streams = StreamCopier(
                 source, self._container, container_format, offset, self._warning
             )
+
+    def _choose_encoding(self, size: tuple[int, int]) -> Encoding:
+        source, pixels = self._source, self._pixels_of
+        return choose_encoding(
+            CONTAINERS[self.path.suffix.lower()],
+            size,
+            source_pix_fmt=pixels.pix_fmt if pixels else None,
+            source_codec=source.codec if source else None,
+            codec=self._codec,
+            pix_fmt=self._pix_fmt,
+        )
+
+    def bit_depth(self, size: tuple[int, int]) -> int:
+        """Bits per sample this output keeps of frames of ``size`` (width, height): its video
+        encoding's (as the first frame chooses it), 8 for PNG folders and images. Frames for
+        an output of more than 8 bits are best given as uint16."""
+        if self._is_folder or self._is_image:
+            return 8
+        return (self.encoding or self._choose_encoding(size)).bit_depth
 
     def _seconds_of_source(self, index: int) -> Fraction:
         if self._times is None:
@@ -272,10 +289,3 @@ class VideoWriter:
         if self._container is not None:
             self._container.close()
             self._container = None
-
-
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
-    """uint16 RGB (0..65535) -> uint8, rounded; uint8 as it is."""
-    if frame.dtype == np.uint8:
-        return frame
-    return ((frame.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
