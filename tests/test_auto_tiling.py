@@ -219,6 +219,7 @@ def test_model_max_tile_is_used_without_error(tmp_path, sr_model, limited, capfd
     assert np.array_equal(frames_of(auto), frames_of(fixed))
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 def test_two_halvings_in_one_frame_warn_once(tmp_path, sr_model, limited, capfd):
     clip = make_clip(tmp_path / "low.mp4", frames=2, size=(128, 96), audio=False)  # -> 256x192
     args = [*upscale_args(clip, sr_model), "--no-cache", "--guidance", "0", "--tile-overlap", "8"]

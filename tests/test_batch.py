@@ -162,6 +162,7 @@ def box_mask(path: Path, top: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 def test_masks_once_for_all_per_input_or_by_name(tmp_path, inpaint_model, capfd):
     a, b = clips(tmp_path / "in")
     upper, lower = box_mask(tmp_path / "upper.png", 1), box_mask(tmp_path / "lower.png", 7)

@@ -188,6 +188,7 @@ def run_twice(tmp_path: Path, args: list[str], name: str = "out.mp4") -> tuple[P
     return outputs[0], outputs[1]
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 @pytest.mark.parametrize("method", ["warped", "batch-consistent"])
 def test_upscale_twice_gives_the_same_bytes_and_report(tmp_path, sr_model, method):
     # with audio (copied alongside); 10 frames make batch-consistent's second window partial
@@ -198,6 +199,7 @@ def test_upscale_twice_gives_the_same_bytes_and_report(tmp_path, sr_model, metho
     assert (info.width, info.height, info.frame_count, info.has_audio) == (52, 36, 10, True)
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 @pytest.mark.parametrize("method", ["warped", "batch-consistent"])
 def test_inpaint_twice_gives_the_same_bytes_and_report(tmp_path, inpaint_model, method):
     # a frame folder of an odd size: the output is encoded padded to even and tagged

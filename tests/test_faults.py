@@ -179,6 +179,7 @@ def interrupted_run(clip: Path, model: Path, output: Path, frames: int) -> None:
     assert frames_done(output) == frames and not lock_path(output).exists()
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 def test_a_kept_frame_changed_since_is_refused(tmp_path, clip, sr_model, capfd):
     whole = tmp_path / "whole.mp4"
     assert main(upscale(clip, sr_model, whole)) == 0

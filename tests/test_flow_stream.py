@@ -156,6 +156,7 @@ def test_flow_command_streams_the_documented_file(clip, tmp_path):
         assert flows.FlowField.load(out).metadata == metadata
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 def test_completion_streamed_equals_the_whole_video_completion(clip):
     reader, estimator, whole = clip
     field, _ = flows.estimate_video_flows(reader, estimator)

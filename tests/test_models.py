@@ -26,6 +26,7 @@ def photos():
     return _photos(TRAIN_PHOTOS)
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 @pytest.mark.parametrize("task", ["sr", "inpaint"])
 def test_training_steps_lower_the_loss(task, photos):
     """30 AdamW steps on one fixed batch (fixed sigmas and GP noise) cut the EDM loss by 30%."""
@@ -61,6 +62,7 @@ def test_masks_cover_part_of_the_frame():
     assert 0.02 < float(share.mean()) < 0.5 and bool((share > 0).all())
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 def test_finetune_command_checkpoints_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = [

@@ -32,6 +32,7 @@ def decoded(path):
     return np.stack(list(open_video(path).frames()))
 
 
+@pytest.mark.slow  # over 5 s: 15-26 s on 2 cores at load 7
 def test_upscale_keeps_fps_audio_and_writes_report(tmp_path, models):
     clip = make_clip(tmp_path / "low.mp4", frames=5, size=(16, 12), fps=Fraction(25))
     out = tmp_path / "up.mp4"
