@@ -33,15 +33,14 @@ demo: setup
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 # The shipped models (docs/models.md): GP noise, then copied into the package. SR trains on
-# --data photos (photographs from Debian packages: make photo-data, as root), inpainting on
-# the samples that ship in PyPI packages.
+# --data photos (photographs from Debian packages: make photo-data, as root), both of them.
 SR_STEPS ?= 6000
-INPAINT_STEPS ?= 1000
+INPAINT_STEPS ?= 2000
 RUNS ?= runs
 train-builtin: setup photo-data
 	for task in sr inpaint; do \
 		steps=$$(test $$task = sr && echo $(SR_STEPS) || echo $(INPAINT_STEPS)); \
-		data=$$(test $$task = sr && echo photos || echo samples); \
+		data=photos; \
 		resume=$$(test -f $(RUNS)/$$task-gp/checkpoint/state.json && echo --resume); \
 		WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --task $$task --noise gp \
 			--data $$data --train-steps $$steps --out $(RUNS)/$$task-gp $$resume || exit 1; \
