@@ -34,6 +34,10 @@ def test_a_logged_run_reports_each_frame(tmp_path, capfd, monkeypatch):
     out = tmp_path / "up.mp4"
     assert main(["upscale", str(clip), "--scale", "2", "--steps", "2", "-o", str(out)]) == 0
     err = capfd.readouterr().err
-    frames = [line for line in err.splitlines() if line.startswith("upscale x2 (frames): ")]
-    assert [line.split(": ")[1].split(" ")[0] for line in frames] == ["1/3", "2/3", "3/3"]
+    frames = [
+        line for line in err.splitlines() if line.startswith("low.mp4: upscale x2 (frames): ")
+    ]
+    assert [line.split("(frames): ")[1].split(" ")[0] for line in frames] == ["1/3", "2/3", "3/3"]
+    flows = [line for line in err.splitlines() if line.startswith("low.mp4: flow (dis): ")]
+    assert flows and flows[-1].split(": ")[2].startswith("2/2")  # the input named, here too
     assert json.loads((tmp_path / "up.report.json").read_text())["frames"]

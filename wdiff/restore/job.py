@@ -220,10 +220,11 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
     _check_prompt(settings, denoiser, feedback)
     stages = {"load_model": time.perf_counter() - began}
     began = time.perf_counter()
-    field = _flows(reader, masks, estimator, cache, settings.flow, feedback)
+    name = job.source.name  # progress lines name the input: batch logs interleave several
+    field = _flows(reader, masks, estimator, cache, f"{name}: flow ({settings.flow})", feedback)
     stages["flow"] = time.perf_counter() - began
     label = f"upscale x{settings.scale}" if settings.task == "sr" else "inpaint"
-    bars = feedback.frame_bars(f"{label} (frames)", reader.info.frame_count, settings.steps)
+    bars = feedback.frame_bars(f"{name}: {label} (frames)", reader.info.frame_count, settings.steps)
     written: list[Path] = []  # the report, written before the video is renamed into place
 
     def write(report: dict) -> None:
@@ -300,7 +301,7 @@ def _flows(
     """The input's flows, completed inside the masks; None for a single frame (a still)."""
     if reader.info.frame_count <= 1:
         return None
-    field, _ = video_flows(reader, estimator, cache, label, feedback)
+    field, _ = video_flows(reader, estimator, cache, label, feedback, described=True)
     if masks is not None:
         field = complete_field(field, masks.frames())
     return field
