@@ -321,3 +321,59 @@ def test_gp_max_stretch_is_deterministic_and_resumes():
     loaded = resumed.load_state(warper.state_tensors(state), state.frame, state.seed)
     straight = warper.sample(warper.warp(state, motion))
     torch.testing.assert_close(resumed.sample(resumed.warp(loaded, motion)), straight)
+
+
+@pytest.mark.slow
+def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_path, monkeypatch):
+    """Under a pan the noise's positions cover new ground every frame, so ever more tiles count
+    as built, and the bank used to hold all of them (#18): its atlas now holds the tiles the
+    last frame read, so it stops growing while the tiles built go on. A tile read again after
+    leaving it comes back bit for bit, from the spill file or built again: banks with room for
+    fewer tiles than a frame reads (the rest through a 4-tile scratch atlas every frame) give
+    exactly the same noise, with the spill file (each tile built once), without it, and when
+    the disk refuses it; so does a warper resumed halfway from its state (atlas empty)."""
+    from wdiff.noise import tiles
+    from wdiff.noise.tiles import TileBank
+
+    motion = shift_motion(6, 2, 48)  # strips enter on the left and at the top every frame
+    warper = GPWarper(tile=8)
+    state = warper.init((1, 4, 48, 48), 4)
+    bank = warper._bank
+    small = {"tile": 8, "room": 0.5, "scratch": 4}  # room for 18 tiles: 0.5 per 64 positions
+    spilled, rebuilt = (
+        TileBank(bank.features, **small),
+        TileBank(bank.features, **small, spill=False),
+    )
+    (tmp_path / "refusing").touch()
+
+    def refusing_file():  # a file the bank cannot write: as a full disk, an OSError
+        return (tmp_path / "refusing").open("rb", buffering=0)
+
+    refused = TileBank(bank.features, **small)  # its spill file cannot be written
+    noises, sizes, halfway = [], {}, None
+    for frame in range(30):
+        if frame:
+            state = warper.warp(state, motion)
+        flat = state.extra.positions.permute(0, 2, 3, 1).reshape(-1, 2)
+        for other in (spilled, rebuilt, refused):
+            with monkeypatch.context() as patch:
+                if other is refused:
+                    patch.setattr(tiles, "_scratch_file", refusing_file)
+                again = other.evaluate(flat).view(4, 1, 48, 48).permute(1, 0, 2, 3)
+            torch.testing.assert_close(again, state.noise, atol=0, rtol=0)
+        noises.append(state.noise)
+        sizes[frame] = (len(bank.built), bank.atlas.shape)
+        if frame == 10:
+            halfway = (warper.state_tensors(state), state.frame)
+    (built_then, atlas_then), (built_now, atlas_now) = sizes[10], sizes[29]
+    assert built_now > 1.8 * built_then
+    assert atlas_now == atlas_then
+    assert spilled.capacity == 18 and spilled.atlas.shape[0] == 2 * spilled.size
+    assert spilled.builds == len(spilled.built) == built_now  # each tile built once
+    assert rebuilt.builds > 3 * built_now and refused.builds == rebuilt.builds
+    assert not refused.spill
+    resumed = GPWarper(tile=8)
+    state = resumed.load_state(halfway[0], halfway[1], 4)
+    for frame in range(11, 30):
+        state = resumed.warp(state, motion)
+        torch.testing.assert_close(resumed.sample(state), noises[frame], atol=0, rtol=0)

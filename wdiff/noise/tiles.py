@@ -4,6 +4,11 @@ prefilter folded in), so any position reads 4 x 4 coefficients instead of summin
 
 from __future__ import annotations
 
+import contextlib
+import math
+import tempfile
+
+import numpy as np
 import torch
 
 from wdiff.noise.features import RandomFourierFeatures
@@ -14,8 +19,25 @@ _KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
 
 class TileBank:
     """``xi`` on square tiles of the plane, each ``tile`` cells wide, as the cubic B-spline
-    coefficients of its samples ``oversample`` times finer; evaluated on demand and kept in one
-    atlas tensor (tiles side by side), so a read takes 4 x 4 coefficients from one image."""
+    coefficients of its samples ``oversample`` times finer; built on demand into one atlas
+    tensor (tiles side by side), so a read takes 4 x 4 coefficients from one image.
+
+    Which tiles count as built is part of the noise: a position in a built tile is read from
+    its spline, one in a tile not built is evaluated directly (about 1e-6 apart) until
+    ``direct_below`` points have been spent on that tile. At most ``keep`` tiles count as built,
+    the oldest not being read forgotten beyond that.
+
+    The atlas is a cache of bounded size (#18): it keeps the tiles the last call (a frame)
+    read, up to ``room`` tiles per tile's worth of positions in a call. The positions of warped
+    noise spread over ever more tiles as a video goes on (fresh cells on many planes), so the
+    built tiles outnumber it: with ``spill`` each tile is also written, once, to an unnamed
+    scratch file (the system's temporary folder; its slot reused once the tile is forgotten)
+    and read back from there when read again (about 100 times faster than building it on a
+    CPU, and page cache instead of the process's memory); without, or once the disk refuses,
+    it is built again. Either way the coefficients are bit for bit the same. A call that reads
+    more tiles than the atlas holds takes the rest ``scratch`` at a time through a small scratch
+    atlas.
+    """
 
     COLUMNS = 16  # tiles per atlas row
 
@@ -26,6 +48,9 @@ class TileBank:
         oversample: int = 4,
         keep: int = 4096,
         direct_below: int = 4,
+        room: float = 4.0,
+        scratch: int = 64,
+        spill: bool = True,
     ):
         self.features = features
         self.lattice = Lattice(features)
@@ -35,15 +60,34 @@ class TileBank:
         self.size = tile * oversample + 2 * self.halo
         self.keep = keep
         self.direct_below = direct_below
-        self.slots: dict[int, int] = {}  # tile key -> atlas slot
-        self.spent: dict[int, int] = {}
-        self.free: list[int] = []
-        channels = features.w.shape[0]
-        self.atlas = torch.zeros(  # (H, W, C): tiles side by side, channels last
-            self.size, self.size * self.COLUMNS, channels, device=features.z.device
+        self.room = room
+        self.scratch = scratch
+        self.capacity = scratch  # atlas slots at most; grows with the positions a call reads
+        self.built: dict[int, None] = {}  # tile keys counted as built, in the order they were
+        self.spent: dict[int, int] = {}  # tile key -> points evaluated directly in it so far
+        self.slots: dict[int, int] = {}  # tile key -> atlas slot, for the tiles in the atlas
+        self.free: list[int] = []  # atlas slots free for reuse
+        self.slots_made = 0  # slots ever used; the atlas has room for them
+        self.builds = 0  # tiles built so far, again or not
+        self.channels = features.w.shape[0]
+        self.spill = spill
+        self._file = None  # the spill file, opened with the first tile written
+        self._file_slots: dict[int, int] = {}  # tile key -> its place in the spill file
+        self._file_free: list[int] = []
+        self._tile_shape = (self.size, self.size, self.channels)
+        self._tile_bytes = self.size * self.size * self.channels * 4
+        self.atlas = self._empty_atlas(1)  # (H, W, C): tiles side by side, channels last
+        self._scratch_atlas: torch.Tensor | None = None
+
+    def _empty_atlas(self, rows: int) -> torch.Tensor:
+        size = self.size
+        return torch.zeros(
+            rows * size, size * self.COLUMNS, self.channels, device=self.features.z.device
         )
 
     def _build(self, key: int) -> torch.Tensor:
+        """Tile ``key``'s coefficients, (size, size, C): the same bits whenever built."""
+        self.builds += 1
         tile_x, tile_y = divmod(key, _KEY_SPAN)
         if tile_y >= _KEY_SPAN // 2:
             tile_x, tile_y = tile_x + 1, tile_y - _KEY_SPAN
@@ -51,89 +95,202 @@ class TileBank:
         corner = -self.halo * step
         x0, y0 = tile_x * self.tile + corner, tile_y * self.tile + corner
         coefficients = self.lattice.evaluate(x0, y0, step, self.size, spline=True)
-        return coefficients.to(self.features.z.device)
+        return coefficients.to(self.features.z.device).permute(1, 2, 0)
 
-    def _store(self, key: int, values: torch.Tensor) -> int:
-        slot = self.free.pop() if self.free else len(self.slots)
+    def _slot(self, key: int) -> int:
+        """The atlas slot of built tile ``key``, built there if absent; -2 when the atlas is
+        full (the tile is read through the scratch atlas)."""
+        if key in self.slots:
+            return self.slots[key]
+        if self.free:
+            slot = self.free.pop()
+        elif self.slots_made < self.capacity:
+            slot, self.slots_made = self.slots_made, self.slots_made + 1
+        else:
+            return _OVERFLOW
         row, column = divmod(slot, self.COLUMNS)
         rows = self.atlas.shape[0] // self.size
-        if row >= rows:  # grow by doubling the rows
-            grown = self.atlas.new_zeros(2 * rows * self.size, *self.atlas.shape[1:])
+        if row >= rows:  # grow by doubling the rows, up to the capacity
+            most = -(-self.capacity // self.COLUMNS)
+            grown = self._empty_atlas(min(max(2 * rows, row + 1), most))
             grown[: rows * self.size] = self.atlas
             self.atlas = grown
         size = self.size
         self.atlas[row * size : (row + 1) * size, column * size : (column + 1) * size] = (
-            values.permute(1, 2, 0)
+            self._coefficients(key)
         )
         self.slots[key] = slot
         return slot
 
+    def _coefficients(self, key: int) -> torch.Tensor:
+        """Built tile ``key``'s coefficients (size, size, C): read back from the spill file if
+        it is there, else built (and written there)."""
+        place = self._file_slots.get(key)
+        if place is not None:
+            values = np.empty(self._tile_shape, dtype=np.float32)
+            try:
+                self._file.seek(place * self._tile_bytes)
+                whole = self._file.readinto(memoryview(values).cast("B")) == self._tile_bytes
+            except OSError:
+                whole = False
+            if whole:
+                return torch.from_numpy(values).to(self.features.z.device)
+            self._stop_spilling()
+        values = self._build(key)
+        if self.spill:
+            self._write(key, values)
+        return values
+
+    def _write(self, key: int, values: torch.Tensor) -> None:
+        """Keep tile ``key`` in the spill file; a disk that refuses ends the spilling."""
+        place = self._file_free.pop() if self._file_free else len(self._file_slots)
+        try:
+            if self._file is None:
+                self._file = _scratch_file()
+            self._file.seek(place * self._tile_bytes)
+            self._file.write(values.contiguous().cpu().numpy().tobytes())
+        except OSError:
+            self._stop_spilling()
+            return
+        self._file_slots[key] = place
+
+    def _stop_spilling(self) -> None:
+        """Build tiles again from now on (the spill file could not be written or read)."""
+        self.spill = False
+        self._file_slots, self._file_free = {}, []
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
     def evaluate(self, positions: torch.Tensor) -> torch.Tensor:
         """``xi`` at ``positions`` (P, 2) float64 -> (C, P) float32."""
+        room = math.ceil(self.room * positions.shape[0] / self.tile**2)
+        self.capacity = max(self.capacity, room)
         cells = torch.floor(positions / self.tile).long()
         keys = cells[:, 0] * _KEY_SPAN + cells[:, 1]
         unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
-        slot_list = []
-        for key, count in zip(unique.tolist(), counts.tolist(), strict=True):
-            if key in self.slots:
-                slot_list.append(self.slots[key])
-                continue
-            spent = self.spent.get(key, 0) + count
-            if spent < self.direct_below:
-                # few points in a tile not built: evaluate them directly until the points spent
-                # on it would have paid for building it (ski rental: at most twice the best)
-                self.spent[key] = spent
-                slot_list.append(-1)
-                continue
-            slot_list.append(self._store(key, self._build(key)))
+        unique_keys = unique.tolist()
+        reads = []  # per tile: read from its coefficients, or evaluated directly
+        for key, count in zip(unique_keys, counts.tolist(), strict=True):
+            if key not in self.built:
+                spent = self.spent.get(key, 0) + count
+                if spent < self.direct_below:
+                    # few points in a tile not built: evaluate them directly until the points
+                    # spent on it would have paid for building it (ski rental: at most twice
+                    # the best)
+                    self.spent[key] = spent
+                    reads.append(False)
+                    continue
+                self.built[key] = None
+            reads.append(True)
+        self._release({key for key, read in zip(unique_keys, reads, strict=True) if read})
+        slot_list = [
+            self._slot(key) if read else _DIRECT
+            for key, read in zip(unique_keys, reads, strict=True)
+        ]
         slot_of_tile = torch.tensor(slot_list, device=positions.device, dtype=torch.long)
-        row, column = slot_of_tile // self.COLUMNS, slot_of_tile % self.COLUMNS
-        corner_of_tile = (row * self.atlas.shape[1] + column) * self.size  # flat atlas index
         local = (positions - cells.to(positions.dtype) * self.tile) * self.oversample + self.halo
-        direct = (slot_of_tile < 0)[inverse]
+        direct = (slot_of_tile == _DIRECT)[inverse]
         if not direct.any():
-            out = _bspline(self.atlas, local, corner_of_tile[inverse])
+            out = self._read(local, inverse, slot_of_tile, unique_keys)
         else:
-            out = torch.empty(self.features.w.shape[0], positions.shape[0], device=positions.device)
+            out = torch.empty(self.channels, positions.shape[0], device=positions.device)
             read = ~direct
-            out[:, read] = _bspline(self.atlas, local[read], corner_of_tile[inverse[read]])
+            out[:, read] = self._read(local[read], inverse[read], slot_of_tile, unique_keys)
             out[:, direct] = self.features.direct(positions[direct], exact=False).float()
-        self._evict(set(unique.tolist()))
+        self._forget(set(unique_keys))
         return out
+
+    def _read(
+        self,
+        local: torch.Tensor,
+        tile_of: torch.Tensor,
+        slot_of_tile: torch.Tensor,
+        keys: list[int],
+    ) -> torch.Tensor:
+        """The spline at ``local`` (R, 2) in tiles ``tile_of`` (R,) (indices into ``keys``,
+        whose atlas slots are ``slot_of_tile``, _OVERFLOW for those not in it) -> (C, R)."""
+        taps, whole = _spline_taps(local)
+        slots = slot_of_tile[tile_of]
+        overflow = slots == _OVERFLOW
+        if not overflow.any():
+            return _combine(_gather(self.atlas, whole, self._corners(slots)), taps)
+        samples = torch.empty(local.shape[0], 16, self.channels, device=local.device)
+        inside = ~overflow
+        if inside.any():
+            samples[inside] = _gather(self.atlas, whole[inside], self._corners(slots[inside]))
+        if self._scratch_atlas is None:
+            rows = -(-self.scratch // self.COLUMNS)
+            self._scratch_atlas = self._empty_atlas(rows)
+        scratch, size = self._scratch_atlas, self.size
+        waiting = (slot_of_tile == _OVERFLOW).nonzero().squeeze(1)
+        scratch_slot = torch.full_like(slot_of_tile, -1)
+        for start in range(0, waiting.shape[0], self.scratch):
+            chunk = waiting[start : start + self.scratch]
+            for slot, tile in enumerate(chunk.tolist()):
+                row, column = divmod(slot, self.COLUMNS)
+                scratch[row * size : (row + 1) * size, column * size : (column + 1) * size] = (
+                    self._coefficients(keys[tile])
+                )
+                scratch_slot[tile] = slot
+            mine = scratch_slot[tile_of] >= 0
+            corners = self._corners(scratch_slot[tile_of[mine]], scratch)
+            samples[mine] = _gather(scratch, whole[mine], corners)
+            scratch_slot[chunk] = -1
+        return _combine(samples, taps)
+
+    def _corners(self, slots: torch.Tensor, atlas: torch.Tensor | None = None) -> torch.Tensor:
+        """The flat index in ``atlas`` (the bank's) of the corner of each slot of ``slots``."""
+        width = (self.atlas if atlas is None else atlas).shape[1]
+        row, column = slots // self.COLUMNS, slots % self.COLUMNS
+        return (row * width + column) * self.size
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Which tiles are built (in the order they were) and the direct evaluations spent on the
-        others: with them a new bank answers exactly as this one (tiles are rebuilt on load)."""
+        others: with them a new bank answers exactly as this one (tiles are built when read)."""
         return {
-            "built": torch.tensor(list(self.slots), dtype=torch.int64),
+            "built": torch.tensor(list(self.built), dtype=torch.int64),
             "spent_keys": torch.tensor(list(self.spent), dtype=torch.int64),
             "spent_counts": torch.tensor(list(self.spent.values()), dtype=torch.int64),
         }
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.slots, self.free = {}, []
-        for key in tensors["built"].tolist():
-            self._store(key, self._build(key))
+        self._release(set())  # the atlas starts empty
+        self.built = dict.fromkeys(tensors["built"].tolist())
+        for key in [k for k in self._file_slots if k not in self.built]:
+            self._file_free.append(self._file_slots.pop(key))
         keys, counts = tensors["spent_keys"].tolist(), tensors["spent_counts"].tolist()
         self.spent = dict(zip(keys, counts, strict=True))
 
-    def _evict(self, used: set) -> None:
-        if len(self.slots) <= self.keep:
-            return
-        for key in [k for k in self.slots if k not in used][: len(self.slots) - self.keep]:
+    def _release(self, reading: set) -> None:
+        """Free the atlas slots of the tiles not in ``reading`` (they stay built)."""
+        for key in [k for k in self.slots if k not in reading]:
             self.free.append(self.slots.pop(key))
 
+    def _forget(self, used: set) -> None:
+        """Beyond ``keep`` built tiles, the oldest not in ``used`` count as not built again."""
+        if len(self.built) <= self.keep:
+            return
+        for key in [k for k in self.built if k not in used][: len(self.built) - self.keep]:
+            del self.built[key]
+            if key in self.slots:
+                self.free.append(self.slots.pop(key))
+            if key in self._file_slots:
+                self._file_free.append(self._file_slots.pop(key))
 
-def _bspline(atlas: torch.Tensor, local: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
-    """Cubic B-spline interpolation of the coefficient ``atlas`` (H, W, C) -> (C, P).
 
-    ``local`` (P, 2) float64 (x, y) in samples from the tile's corner, ``corner`` (P,) int64 the
-    flat atlas index of that corner. The weights come from ``local`` alone and the 4x4
-    coefficients are read by integer index, so a value does not depend on where in the atlas
-    its tile sits (the bank fills slots in the order tiles are needed; a resumed run must give
-    the same noise). Channels last: one read fetches a sample's C values together.
-    """
-    width, channels = atlas.shape[1], atlas.shape[2]
+def _scratch_file():
+    """An unnamed file in the system's temporary folder, gone when closed (or the process ends)."""
+    return tempfile.TemporaryFile(buffering=0)
+
+
+_DIRECT, _OVERFLOW = -1, -2  # a tile's slot: evaluated directly; built, not in the atlas
+
+
+def _spline_taps(local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 16 cubic B-spline weights (P, 16, 1) of each position ``local`` (P, 2) float64 and
+    its whole sample (P, 2) int64 (the taps are at whole - 1 .. whole + 2 per axis)."""
     base = torch.floor(local)
     t = (local - base).float()
     t2, t3 = t * t, t * t * t
@@ -141,10 +298,26 @@ def _bspline(atlas: torch.Tensor, local: torch.Tensor, corner: torch.Tensor) -> 
         [(1 - t) ** 3 / 6, 0.5 * t3 - t2 + 2 / 3, 0.5 * (t2 + t - t3) + 1 / 6, t3 / 6], dim=1
     )
     taps = (weights[:, :, None, 1] * weights[:, None, :, 0]).reshape(-1, 16, 1)
-    whole = base.long()
+    return taps, base.long()
+
+
+def _gather(atlas: torch.Tensor, whole: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
+    """The 4 x 4 coefficients (P, 16, C) around each ``whole`` sample (P, 2) of the tile whose
+    corner is at flat ``atlas`` index ``corner`` (P,)."""
+    width, channels = atlas.shape[1], atlas.shape[2]
     start = corner + (whole[:, 1] - 1) * width + whole[:, 0] - 1
-    steps = torch.arange(4, device=local.device)
+    steps = torch.arange(4, device=whole.device)
     offsets = (steps[:, None] * width + steps[None, :]).reshape(16)  # 4 rows (y) of 4 (x)
     index = (start[:, None] + offsets).reshape(-1)
-    samples = atlas.view(-1, channels).index_select(0, index).view(-1, 16, channels)
+    return atlas.view(-1, channels).index_select(0, index).view(-1, 16, channels)
+
+
+def _combine(samples: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Cubic B-spline interpolation: the coefficients ``samples`` (P, 16, C) weighted by
+    ``taps`` (P, 16, 1) -> (C, P). The weights come from the positions alone and the
+    coefficients are read by integer index, so a value does not depend on where its tile sits
+    (the bank fills slots in the order tiles are read, a tile comes back after it left the
+    atlas, a resumed run starts with none: all must give the same noise), nor on how the
+    samples were gathered (from the atlas and the scratch atlas in parts). Channels last: one
+    read fetches a sample's C values together."""
     return (samples * taps).sum(1).T
