@@ -30,8 +30,10 @@ def make_clip(
     audio_codec: str = "aac",
     sample_rate: int = 48000,
     video: bool = True,
+    speed: int = 1,
 ) -> Path:
-    """Write a clip: ``frames`` frames of ``pattern`` and, if ``audio``, a sine tone as long."""
+    """Write a clip: ``frames`` frames of ``pattern`` (panning ``speed`` pixels a frame) and, if
+    ``audio``, a sine tone as long."""
     width, height = size
     container = av.open(str(path), "w")
     if video:
@@ -59,8 +61,9 @@ def make_clip(
             container.mux(packet)
     if video:
         for index in range(frames):
+            image = pattern(index * speed, width, height)
             frame = av.VideoFrame.from_ndarray(
-                np.pad(pattern(index, width, height), ((0, height % 2), (0, width % 2), (0, 0))),
+                np.pad(image, ((0, height % 2), (0, width % 2), (0, 0))),
                 format="rgb24",
             )
             frame.pts = index
