@@ -88,6 +88,7 @@ def noise_memory_bytes(warper: Warper, frames: int, channels: int, h: int, w: in
     total = (2 * frames + 16) * cells * 4
     if hasattr(warper, "feature_count"):
         side = warper.tile * warper.oversample + 4
-        tiles = max(16, (math.ceil(w / warper.tile) + 1) * (math.ceil(h / warper.tile) + 1))
+        screen = max(16, (math.ceil(w / warper.tile) + 1) * (math.ceil(h / warper.tile) + 1))
+        tiles = 4 * screen + 64  # the atlas: up to 4 tiles per screen's tile, and its scratch
         total += channels * (warper.feature_count * 32 + tiles * side * side * 4)
     return total
