@@ -42,3 +42,17 @@ def sr_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "sr.safetensors"
     net.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def inpaint_model(tmp_path_factory):
+    """A tiny randomly initialised built-in inpainting model file."""
+    import torch
+
+    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
+
+    torch.manual_seed(0)
+    net = BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"]))
+    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
+    net.save(path)
+    return path

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from media import make_clip
 from PIL import Image
 
 from wdiff.cli import main
-from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
 from wdiff.resume import STATE_FILE, resume_folder
 
 FAST = ["--scale", "2", "--steps", "1", "--no-cache"]
@@ -145,14 +143,6 @@ def test_resume_skips_finished_outputs(tmp_path, sr_model, capfd):
     assert main(upscale(sr_model, str(a), str(b), "-o", str(out))) == 2
     lines = error_lines(capfd.readouterr().err)
     assert len(lines) == 2 and all("--overwrite" in line for line in lines)
-
-
-@pytest.fixture(scope="module")
-def inpaint_model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
-    BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"])).save(path)
-    return path
 
 
 def box_mask(path: Path, top: int) -> Path:

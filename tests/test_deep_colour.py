@@ -12,18 +12,16 @@ quarter of an 8-bit level of an 8-bit level (BT.709 green takes its error mostly
 
 from __future__ import annotations
 
-import contextlib
-
 import av
 import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from stopping import stopped_after
 
 from wdiff.cli import main
 from wdiff.errors import Interrupted
-from wdiff.feedback import Feedback
 from wdiff.resume import resume_folder
 from wdiff.video import VideoWriter, frames_to_tensor, open_video, tensor_to_frames
 from wdiff.video.info import DEEP_WHITE
@@ -102,16 +100,6 @@ def off_8_bit_levels(frames: np.ndarray) -> float:
 def grown(hole: np.ndarray, pixels: int) -> np.ndarray:
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
     return cv2.dilate(hole.astype(np.uint8), disc).astype(bool)
-
-
-@pytest.fixture(scope="module")
-def inpaint_model(tmp_path_factory):
-    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
-    BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"])).save(path)
-    return path
 
 
 @pytest.fixture
@@ -252,23 +240,6 @@ def test_degrade_keeps_ten_bits(tmp_path):
     assert np.abs(low - average).max() < 200
 
 
-def _stopped_after(count: int) -> Feedback:
-    """Feedback whose frame bar stops the run (as Ctrl-C does) once ``count`` frames are done."""
-
-    @contextlib.contextmanager
-    def frame_bars(description, total, steps):
-        done = [0]
-
-        def advance(n=1):
-            done[0] += n
-            if done[0] >= count:
-                raise KeyboardInterrupt
-
-        yield advance, (lambda k: None)
-
-    return Feedback(frame_bars=frame_bars)
-
-
 def test_a_resumed_ten_bit_run_gives_the_uninterrupted_bytes(tmp_path, inpaint_model, hole):
     from wdiff.restore import plan_restore, run_restore
 
@@ -289,7 +260,7 @@ def test_a_resumed_ten_bit_run_gives_the_uninterrupted_bytes(tmp_path, inpaint_m
 
     whole = run_restore(job("whole.mkv"))
     with pytest.raises(Interrupted, match="2 finished frames"):
-        run_restore(job("out.mkv"), feedback=_stopped_after(2))
+        run_restore(job("out.mkv"), feedback=stopped_after(2))
     kept = sorted(resume_folder(tmp_path / "out.mkv").glob("frame_*.png"))
     assert len(kept) == 2
     assert all(cv2.imread(str(p), cv2.IMREAD_UNCHANGED).dtype == np.uint16 for p in kept)

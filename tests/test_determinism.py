@@ -14,28 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from media import make_clip, make_frame_folder
 from PIL import Image
 
 from wdiff.cli import main
-from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
 from wdiff.video import VideoWriter, open_video
 
 ENCODES = 6
 # what a report may differ in between two identical runs: wall-clock times and memory peaks
 TIMING_KEYS = ("seconds", "seconds_per_frame", "peak_memory")
 ROW_TIMING_KEYS = ("seconds",)
-
-
-@pytest.fixture(scope="module")
-def inpaint_model(tmp_path_factory):
-    """A tiny randomly initialised built-in inpainting model file."""
-    torch.manual_seed(0)
-    net = BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"]))
-    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
-    net.save(path)
-    return path
 
 
 def random_frames(size: tuple[int, int], count: int = 12) -> np.ndarray:

@@ -5,31 +5,18 @@ after the output's."""
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
-import torch
 from media import make_clip
 from PIL import Image
+from stopping import stopped_after
 
 from wdiff.cli import main
 from wdiff.errors import Interrupted
-from wdiff.feedback import Feedback
 from wdiff.restore import plan_restore, run_restore
 from wdiff.video import open_video
 
 SIZE = (32, 24)
-
-
-@pytest.fixture(scope="module")
-def inpaint_model(tmp_path_factory):
-    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
-    BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"])).save(path)
-    return path
 
 
 @pytest.fixture
@@ -101,23 +88,6 @@ def test_preview_output_names_the_file_and_bad_ones_are_one_line(
     assert main(upscale) == 2 and "No such option: --preview" in capfd.readouterr().err
 
 
-def _stopped_after(count: int) -> Feedback:
-    """Feedback whose frame bar stops the run (as Ctrl-C does) once ``count`` frames are done."""
-
-    @contextlib.contextmanager
-    def frame_bars(description, total, steps):
-        done = [0]
-
-        def advance(n=1):
-            done[0] += n
-            if done[0] >= count:
-                raise KeyboardInterrupt
-
-        yield advance, (lambda k: None)
-
-    return Feedback(frame_bars=frame_bars)
-
-
 def test_an_interrupted_run_leaves_no_preview_and_resumes_to_the_same_one(
     tmp_path, inpaint_model, hole
 ):
@@ -139,7 +109,7 @@ def test_an_interrupted_run_leaves_no_preview_and_resumes_to_the_same_one(
     whole = run_restore(job("whole.mp4"))
     assert whole.preview == tmp_path / "whole.preview.mp4" and whole.preview.is_file()
     with pytest.raises(Interrupted, match="2 finished frames"):
-        run_restore(job("out.mp4"), feedback=_stopped_after(2))
+        run_restore(job("out.mp4"), feedback=stopped_after(2))
     assert not (tmp_path / "out.preview.mp4").exists()
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     resumed = run_restore(job("out.mp4", resume=True))

@@ -15,27 +15,17 @@ import pytest
 import torch
 from media import make_clip, make_frame_folder, pattern
 from PIL import Image
+from stopping import stopped_after
 
 from wdiff import metrics
 from wdiff.cli import main
 from wdiff.errors import Interrupted
-from wdiff.feedback import Feedback
 from wdiff.restore import plan_restore, run_restore
 from wdiff.temporal import TemporalErrors
 
 HOLE_COLUMNS = [
     f"warping_error_{to}_{where}" for to in ("previous", "first") for where in ("hole", "outside")
 ] + ["psnr_input_hole", "psnr_input_outside"]
-
-
-@pytest.fixture(scope="module")
-def inpaint_model(tmp_path_factory):
-    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
-    BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"])).save(path)
-    return path
 
 
 @pytest.fixture
@@ -164,24 +154,6 @@ def test_hole_and_outside_errors_split_the_whole_one():
     assert metrics.psnr_db(0.0) == metrics.PSNR_CAP and metrics.psnr_db(0.01) == pytest.approx(20)
 
 
-def _stopped_after(frames: int) -> Feedback:
-    """Feedback whose frame bar stops the run (as Ctrl-C does) once ``frames`` are done."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def frame_bars(description, total, steps):
-        done = [0]
-
-        def advance(n=1):
-            done[0] += n
-            if done[0] >= frames:
-                raise KeyboardInterrupt
-
-        yield advance, (lambda k: None)
-
-    return Feedback(frame_bars=frame_bars)
-
-
 def test_resumed_inpainting_reports_the_uninterrupted_errors(tmp_path, mask, inpaint_model):
     clip = make_clip(tmp_path / "in.mp4", frames=5, size=(32, 24), audio=False)
     given = {"steps": 1, "model": str(inpaint_model), "first_guidance": 0.5}
@@ -193,7 +165,7 @@ def test_resumed_inpainting_reports_the_uninterrupted_errors(tmp_path, mask, inp
 
     whole = run_restore(job("whole.mp4")).report
     with pytest.raises(Interrupted, match="3 finished frames"):
-        run_restore(job("out.mp4"), feedback=_stopped_after(3))
+        run_restore(job("out.mp4"), feedback=stopped_after(3))
     resumed = run_restore(job("out.mp4", resume=True)).report
     assert (tmp_path / "out.mp4").read_bytes() == (tmp_path / "whole.mp4").read_bytes()
     for column in ("warping_error_previous", "warping_error_first", *HOLE_COLUMNS):

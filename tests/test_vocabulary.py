@@ -10,7 +10,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from media import make_clip
 from PIL import Image
@@ -19,7 +18,6 @@ from safetensors import safe_open
 from wdiff import __version__
 from wdiff.cli import app, main
 from wdiff.flow.cache import content_digest
-from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
 from wdiff.restore.job import plan_restore
 from wdiff.resume import RunState
 
@@ -34,16 +32,6 @@ def one_error_line(capfd) -> str:
     assert len(lines) == 1 and captured.out == "", captured
     assert lines[0].startswith("wdiff: error: ") and "Traceback" not in lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def inpaint_model(tmp_path_factory):
-    """A tiny randomly initialised built-in inpainting model file."""
-    torch.manual_seed(0)
-    net = BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"]))
-    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
-    net.save(path)
-    return path
 
 
 @pytest.mark.parametrize(
