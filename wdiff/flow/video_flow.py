@@ -168,12 +168,12 @@ def video_flows(
     cache: TensorCache,
     label: str,
     feedback: Feedback = SILENT,
-    described: bool = False,
+    name: str | None = None,
 ) -> tuple[FlowField, bool]:
-    """``estimate_video_flows`` with a progress bar ``flow (label)`` (``label`` itself when
-    ``described``), and a warning when the cache could not keep the flows. Returns the field
-    and whether it came from the cache."""
-    description = label if described else f"flow ({label})"
+    """``estimate_video_flows`` with a progress bar ``flow (label)`` (``name: flow (label)``
+    given the input's ``name``), and a warning when the cache could not keep the flows.
+    Returns the field and whether it came from the cache."""
+    description = f"flow ({label})" if name is None else f"{name}: flow ({label})"
     with feedback.bar(description, reader.info.frame_count - 1) as advance:
         result = estimate_video_flows(reader, estimator, cache=cache, advance=advance)
     if cache.unwritten:

@@ -221,7 +221,7 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
     stages = {"load_model": time.perf_counter() - began}
     began = time.perf_counter()
     name = job.source.name  # progress lines name the input: batch logs interleave several
-    field = _flows(reader, masks, estimator, cache, f"{name}: flow ({settings.flow})", feedback)
+    field = _flows(reader, masks, estimator, cache, settings.flow, name, feedback)
     stages["flow"] = time.perf_counter() - began
     label = f"upscale x{settings.scale}" if settings.task == "sr" else "inpaint"
     bars = feedback.frame_bars(f"{name}: {label} (frames)", reader.info.frame_count, settings.steps)
@@ -296,12 +296,13 @@ def _flows(
     estimator,
     cache: TensorCache,
     label: str,
+    name: str,
     feedback: Feedback,
 ) -> FlowField | None:
     """The input's flows, completed inside the masks; None for a single frame (a still)."""
     if reader.info.frame_count <= 1:
         return None
-    field, _ = video_flows(reader, estimator, cache, label, feedback, described=True)
+    field, _ = video_flows(reader, estimator, cache, label, feedback, name)
     if masks is not None:
         field = complete_field(field, masks.frames())
     return field
