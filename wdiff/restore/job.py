@@ -36,11 +36,11 @@ from wdiff.restore.preview import check_preview_path, preview_path
 from wdiff.restore.report import report_paths, write_report
 from wdiff.resume import RunState, remove_stale_partials
 from wdiff.video import (
-    CONTAINERS,
     IMAGE_SUFFIXES,
     MaskReader,
     VideoInfo,
     VideoReader,
+    VideoWriter,
     check_video_output,
     open_video,
     resolve_input,
@@ -182,21 +182,13 @@ def _check_preview(job: RestoreJob) -> None:
 
 def _check_encoding(output: Path, info: VideoInfo, settings: RestoreSettings) -> None:
     """Refuse before any work an encoder or pixel format that cannot store the output's size
-    (an odd size with subsampled chroma), as the writer would at the first frame."""
-    container = CONTAINERS.get(output.suffix.lower())
-    if container is None:  # a PNG folder or an image
-        return
-    from wdiff.video.encoding import choose_encoding
-
+    (an odd size with subsampled chroma): the writer's own choice, made now instead of at the
+    first frame (the writer does no I/O before it is entered)."""
     factor = settings.scale if settings.task == "sr" else 1
-    choose_encoding(
-        container,
-        (info.width * factor, info.height * factor),
-        source_pix_fmt=info.pix_fmt,
-        source_codec=info.codec,
-        codec=settings.codec,
-        pix_fmt=settings.pix_fmt,
+    writer = VideoWriter(
+        output, info.fps, source=info, codec=settings.codec, pix_fmt=settings.pix_fmt
     )
+    writer.bit_depth((info.width * factor, info.height * factor))
 
 
 def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> RestoreResult:
