@@ -15,6 +15,8 @@ from wdiff.noise.features import RandomFourierFeatures
 from wdiff.noise.lattice import Lattice
 
 _KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
+ROOM = 4.0  # atlas tiles per tile's worth of positions a frame reads
+SCRATCH = 64  # tiles of the scratch atlas, for a frame that reads more
 
 
 class TileBank:
@@ -48,8 +50,8 @@ class TileBank:
         oversample: int = 4,
         keep: int = 4096,
         direct_below: int = 4,
-        room: float = 4.0,
-        scratch: int = 64,
+        room: float = ROOM,
+        scratch: int = SCRATCH,
         spill: bool = True,
     ):
         self.features = features
