@@ -134,3 +134,62 @@ def test_ctrl_c_in_finetune_points_to_the_kept_checkpoint(tmp_path):
     assert main([*args, "--resume"]) == 0
     logged = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert logged == sorted(set(logged)) and logged[-1] == 500  # no step logged twice
+
+
+def test_init_starts_from_the_given_model(tmp_path):
+    """--init: the run starts from that model's weights and architecture (one step at a tiny
+    learning rate leaves them within 1e-5), where a run without it starts from random ones;
+    a model of the other task is refused in one line."""
+    first = tmp_path / "first"
+    tiny = ["--train-steps", "1", "--batch-size", "1", "--crop", "16"]
+    assert main(["finetune", "--out", str(first), "--arch", "builtin-tiny", *tiny]) == 0
+    start, _ = BuiltinNet.load(first / "model.safetensors")
+    again = tmp_path / "again"
+    args = ["finetune", "--out", str(again), *tiny, "--lr", "1e-9", "--seed", "5"]
+    assert main([*args, "--init", str(first)]) == 0
+    after, _ = BuiltinNet.load(again / "model.safetensors")
+    assert after.config.block_out_channels == start.config.block_out_channels
+    gaps = [
+        (a - b).abs().max().item()
+        for a, b in zip(after.parameters(), start.parameters(), strict=True)
+    ]
+    assert max(gaps) < 1e-5
+    fresh = tmp_path / "fresh"
+    assert main([*args[:2], str(fresh), *args[3:], "--arch", "builtin-tiny"]) == 0
+    random_start, _ = BuiltinNet.load(fresh / "model.safetensors")
+    pairs = zip(random_start.parameters(), start.parameters(), strict=True)
+    assert max((a - b).abs().max().item() for a, b in pairs) > 1e-2
+    wrong = main(
+        ["finetune", "--out", str(tmp_path / "x"), "--task", "inpaint", *tiny, "--init", str(first)]
+    )
+    assert wrong == 2 and not (tmp_path / "x").exists()
+
+
+def test_a_share_of_training_items_sits_at_sigma_max():
+    """p_top: that share of the items (within 0.03 over 4,000) is trained at sigma_max, the
+    rest log-normal; p_top = 0 draws exactly as before (same generator use)."""
+    seen = []
+
+    def net(x, sigma, cond):
+        seen.append(sigma)
+        return x
+
+    clean = torch.zeros(4000, 1, 1, 1)
+    edm_loss(
+        net,
+        clean,
+        None,
+        torch.zeros_like(clean),
+        torch.Generator().manual_seed(0),
+        0.1,
+        -2.8,
+        1.2,
+        0.25,
+        20.0,
+    )
+    top = (seen[0] - 20.0).abs() < 1e-3
+    assert abs(top.float().mean().item() - 0.25) < 0.03
+    assert float(seen[0][~top].log().mean()) == pytest.approx(-2.8, abs=0.06)
+    edm_loss(net, clean, None, torch.zeros_like(clean), torch.Generator().manual_seed(0))
+    expected = (-1.2 + 1.2 * torch.randn(4000, generator=torch.Generator().manual_seed(0))).exp()
+    assert torch.allclose(seen[1], expected)

@@ -22,6 +22,8 @@ from wdiff.errors import Interrupted, WdiffError
         "  wdiff finetune --task sr --noise gp --data samples --out runs/sr-gp "
         "--train-steps 4000\n\n"
         "  wdiff finetune --task inpaint --data frames/ --out runs/inp --resume\n\n"
+        "  wdiff finetune --task sr --init builtin:sr --data frames/ --out runs/sr-mine "
+        "--train-steps 1000\n\n"
         "  accelerate launch -m wdiff finetune --task sr --out runs/sr --batch-size 64"
     ),
     renamed=(
@@ -56,6 +58,14 @@ def finetune(
         int, typer.Option("--checkpoint-every", help="Steps between checkpoints.", min=1)
     ] = 500,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.")] = False,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="Start from this built-in model's weights (builtin:sr, builtin:inpaint, a run "
+            "folder or model file) and its architecture, instead of random ones.",
+        ),
+    ] = None,
 ) -> None:
     from wdiff.progress import progress_bar
     from wdiff.training import TrainSettings
@@ -76,6 +86,7 @@ def finetune(
         seed=options.seed,
         checkpoint_every=checkpoint_every,
         resume=resume,
+        init=init,
         cpu=options.torch_device().type == "cpu",
     )
     with progress_bar(f"finetune {task} ({noise} noise)", train_steps, options.quiet) as advance:

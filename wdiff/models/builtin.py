@@ -39,6 +39,7 @@ class BuiltinConfig:
     residual: bool = False
     p_mean: float = -1.2
     p_std: float = 1.2
+    p_top: float = 0.0  # share of training items at sigma_max, where a sample starts
 
     @property
     def multiple(self) -> int:
@@ -50,8 +51,11 @@ class BuiltinConfig:
 # at high noise is the upsampling itself rather than something the network must learn, and the
 # residual's spread (RMS 0.05 / 0.09 / 0.14 at x2 / x4 / x8 on the training crops) sets
 # sigma_data, the training noise levels (ln sigma centred 1.6 lower) and sigma_max.
+# A share of SR's training items sits at sigma_max: ln sigma ~ N(-2.8, 1.2^2) puts almost none
+# there, so the first sampling step (and `--steps 1`, the posterior-mean estimate) was an
+# extrapolation.
 TASK_DEFAULTS = {
-    "sr": {"residual": True, "sigma_data": 0.1, "p_mean": -2.8, "sigma_max": 20.0},
+    "sr": {"residual": True, "sigma_data": 0.1, "p_mean": -2.8, "sigma_max": 20.0, "p_top": 0.25},
     "inpaint": {},
 }
 
@@ -203,6 +207,19 @@ class BuiltinDenoiser:
 
 def builtin_path(task: str) -> Path:
     return WEIGHTS_DIR / f"{task}.safetensors"
+
+
+def model_file(name: str) -> Path:
+    """The safetensors file ``name`` gives: ``builtin:TASK``, a run folder or a model file."""
+    if name.startswith("builtin:"):
+        task = name.split(":", 1)[1]
+        if task not in TASKS:
+            raise WdiffError(f"{name}: the built-in models are builtin:sr and builtin:inpaint")
+        return builtin_path(task)
+    path = Path(name)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return path / "model.safetensors"
+    return path
 
 
 def load_builtin(task: str, device: torch.device | str = "cpu") -> BuiltinDenoiser:

@@ -2,7 +2,8 @@
 
 Per step: crops ``y`` in [-1, 1]; the observation from the task (SR: area-downsampled by a scale
 drawn from 2, 4, 8, then bicubic-upsampled; inpainting: a random free-form/box mask); a noise
-level ``ln sigma ~ N(p_mean, p_std^2)`` (the model config's; -1.2 and 1.2 by default); noise GP
+level ``ln sigma ~ N(p_mean, p_std^2)`` (the model config's; -1.2 and 1.2 by default), or
+sigma_max for a share ``p_top`` of the items (SR: a quarter); noise GP
 or white; the loss
 ``(sigma^2 + sd^2) / (sigma sd)^2 * |D(y + sigma n, sigma, cond) - y|^2`` (Karras et al. 2022).
 AdamW with a 200-step warm-up; the EMA of the weights is what is saved.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from wdiff.errors import WdiffError
 from wdiff.training.examples import training_example, training_noise
 from wdiff.training.folder import (
     check_out_folder,
@@ -41,16 +43,50 @@ def edm_loss(
     sigma_data: float = 0.5,
     p_mean: float = -1.2,
     p_std: float = 1.2,
+    p_top: float = 0.0,
+    sigma_max: float = 80.0,
 ) -> torch.Tensor:
     """The EDM loss of ``net(x, sigma, cond)`` on ``clean`` (B, C, H, W) with ``noise`` of the
-    same shape; one sigma per item, drawn from ``gen`` (on the CPU)."""
+    same shape; one sigma per item, drawn from ``gen`` (on the CPU): log-normal, or
+    ``sigma_max`` for a share ``p_top`` of the items."""
     sd = sigma_data
     log_sigma = p_mean + p_std * torch.randn(clean.shape[0], generator=gen)
+    if p_top > 0:  # no extra draw otherwise, so p_top = 0 trains as before
+        top = torch.rand(clean.shape[0], generator=gen) < p_top
+        log_sigma = torch.where(top, torch.tensor(sigma_max).log(), log_sigma)
     sigma = log_sigma.exp().to(clean.device)
     scale = sigma.view(-1, 1, 1, 1)
     denoised = net(clean + scale * noise.to(clean.device), sigma, cond)
     weight = (scale**2 + sd**2) / (scale * sd) ** 2
     return (weight * (denoised - clean) ** 2).mean()
+
+
+def initial_net(settings: TrainSettings):
+    """The model ``settings.init`` names (``builtin:TASK``, a run folder or a model file), to
+    train on from its weights: its architecture and preconditioning, today's training recipe
+    for the task (``TASK_DEFAULTS``' noise-level draws) and ``settings.noise``."""
+    from dataclasses import replace
+
+    from wdiff.models.builtin import TASK_DEFAULTS, BuiltinNet, model_file
+
+    path = model_file(settings.init)
+    if not path.is_file():
+        raise WdiffError(
+            f"--init {settings.init}: no such model; give builtin:sr, builtin:inpaint, a "
+            "`wdiff finetune` run folder or its model.safetensors"
+        )
+    net, _ = BuiltinNet.load(path)
+    if net.config.task != settings.task:
+        raise WdiffError(
+            f"--init {settings.init}: trained for {net.config.task}, not --task {settings.task}"
+        )
+    recipe = {
+        key: value
+        for key, value in TASK_DEFAULTS[settings.task].items()
+        if key in ("p_mean", "p_std", "p_top")
+    }
+    net.config = replace(net.config, noise=settings.noise, **recipe)
+    return net.train().requires_grad_(True)
 
 
 def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> dict:
@@ -69,13 +105,17 @@ def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> d
     images = training_images(settings.data, settings.crop)
 
     torch.manual_seed(settings.seed)
-    config = BuiltinConfig(
-        task=settings.task,
-        noise=settings.noise,
-        **TASK_DEFAULTS[settings.task],
-        **ARCHITECTURES[settings.arch],
-    )
-    net = BuiltinNet(config)
+    if settings.init:
+        net = initial_net(settings)
+        config = net.config
+    else:
+        config = BuiltinConfig(
+            task=settings.task,
+            noise=settings.noise,
+            **TASK_DEFAULTS[settings.task],
+            **ARCHITECTURES[settings.arch],
+        )
+        net = BuiltinNet(config)
     ema = EMAModel(net.parameters(), decay=settings.ema_decay)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=0.0)
     accelerator = Accelerator(cpu=settings.cpu)
@@ -89,7 +129,16 @@ def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> d
         noise = training_noise(settings.noise, crops.shape, gen)
         crops, cond = crops.to(accelerator.device), cond.to(accelerator.device)
         return edm_loss(
-            net, crops, cond, noise, gen, config.sigma_data, config.p_mean, config.p_std
+            net,
+            crops,
+            cond,
+            noise,
+            gen,
+            config.sigma_data,
+            config.p_mean,
+            config.p_std,
+            config.p_top,
+            config.sigma_max,
         )
 
     def after_step() -> None:

@@ -24,6 +24,8 @@ def finetune(settings: TrainSettings, report: Report | None = None) -> dict:
     from wdiff.models.builtin import ARCHITECTURES
 
     check_settings(settings)
+    if settings.init and settings.arch not in ARCHITECTURES:
+        raise WdiffError(f"--init {settings.init}: built-in models only; not with --arch SDXL")
     if settings.arch in ARCHITECTURES:
         return finetune_builtin(settings, report)
     if Path(settings.arch).is_dir():

@@ -25,6 +25,7 @@ class TrainSettings:
     log_every: int = 50
     resume: bool = False
     cpu: bool = False
+    init: str | None = None  # built-in models: start from this model's weights
 
 
 def check_settings(settings: TrainSettings) -> None:
