@@ -69,6 +69,22 @@ def test_out_of_frame_pixels_are_invalid(moved_clip):
     assert caught >= 0.95
 
 
+def test_edge_pixels_of_a_still_scene_stay_valid():
+    """A landing point less than half a pixel beyond the outermost pixel centres is inside (its
+    nearest pixel is); further out it is not. Before, a still scene's estimated 0.01 px of
+    outward flow made the whole frame edge invalid, and fresh noise flickered there (#19)."""
+    height, width = 6, 9
+    flow = torch.zeros(1, 2, height, width)
+    flow[:, 0, :, 0], flow[:, 0, :, -1] = -0.01, 0.01  # left and right edges drift outward
+    flow[:, 1, 0, 1:-1], flow[:, 1, -1, 1:-1] = -0.49, 0.49  # top and bottom, almost half a pixel
+    assert bool(flows.inside_frame(flow).all())
+    assert bool(flows.consistency_mask(flow, -flow).all())
+    flow[:, 0, 2, 0] = -0.6
+    flow[:, 1, -1, 4] = 0.51
+    outside = ~flows.inside_frame(flow)[0, 0]
+    assert outside.nonzero().tolist() == [[2, 0], [height - 1, 4]]
+
+
 def test_warping_the_next_frame_reconstructs_the_current_one(moved_clip):
     reader, field, _ = moved_clip
     frames = torch.from_numpy(np.stack(list(reader.frames()))).permute(0, 3, 1, 2).float()

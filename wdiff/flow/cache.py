@@ -28,7 +28,8 @@ from wdiff.errors import WdiffError
 from wdiff.outputs import DISK_ERRORS
 from wdiff.tensor_file import RowWriter, Specs, TensorFile, tensor_bytes
 
-FORMAT_VERSION = "3"  # 1: whole tensors, one checksum; 2: no SOURCE
+FORMAT_VERSION = "4"  # 1: whole tensors, one checksum; 2: no SOURCE; 3: edge pixels
+# landing within EDGE_MARGIN outside the frame were invalid
 CHECKSUMS = "checksums"  # metadata: one hex digest per row, comma-separated
 SOURCE = "computed_from"  # metadata: the key's parts as JSON (sorted keys)
 DIGEST_SIZE = 20

@@ -46,11 +46,21 @@ def warp_bilinear(image: torch.Tensor, flow: torch.Tensor, padding: str = "borde
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding, align_corners=True)
 
 
-def inside_frame(flow: torch.Tensor) -> torch.Tensor:
-    """bool ``(N, 1, H, W)``: ``x + flow(x)`` lies inside the frame."""
+# How far outside the outermost pixel centres a landing point still counts as inside: its
+# nearest pixel is then in the frame. With a bound of 0, an edge pixel of a still scene whose
+# estimated flow is 0.01 px outward was invalid, and got fresh noise every frame: a flickering
+# band 8 output pixels wide around an 8x upscale (#19).
+EDGE_MARGIN = 0.5
+
+
+def inside_frame(flow: torch.Tensor, margin: float = EDGE_MARGIN) -> torch.Tensor:
+    """bool ``(N, 1, H, W)``: ``x + flow(x)`` lies inside the frame, or less than ``margin``
+    pixels beyond its outermost pixel centres."""
     _, _, height, width = flow.shape
     x, y = landing(flow)
-    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).unsqueeze(1)
+    inside_x = (x >= -margin) & (x <= width - 1 + margin)
+    inside_y = (y >= -margin) & (y <= height - 1 + margin)
+    return (inside_x & inside_y).unsqueeze(1)
 
 
 def consistency_mask(flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Tensor:
