@@ -193,3 +193,16 @@ def test_a_share_of_training_items_sits_at_sigma_max():
     edm_loss(net, clean, None, torch.zeros_like(clean), torch.Generator().manual_seed(0))
     expected = (-1.2 + 1.2 * torch.randn(4000, generator=torch.Generator().manual_seed(0))).exp()
     assert torch.allclose(seen[1], expected)
+
+
+def test_top_share_is_recorded_and_checked(tmp_path):
+    """--top-share trains that share at sigma_max and the model's config records it; out of
+    [0, 1] it is refused before anything is written."""
+    out = tmp_path / "run"
+    tiny = ["--arch", "builtin-tiny", "--train-steps", "1", "--batch-size", "2", "--crop", "16"]
+    assert main(["finetune", "--out", str(out), *tiny, "--top-share", "0.5"]) == 0
+    net, _ = BuiltinNet.load(out / "model.safetensors")
+    assert net.config.p_top == 0.5
+    bad = tmp_path / "bad"
+    assert main(["finetune", "--out", str(bad), *tiny, "--top-share", "1.5"]) == 2
+    assert not bad.exists()

@@ -23,7 +23,7 @@ from wdiff.errors import Interrupted, WdiffError
         "--train-steps 4000\n\n"
         "  wdiff finetune --task inpaint --data frames/ --out runs/inp --resume\n\n"
         "  wdiff finetune --task sr --init builtin:sr --data frames/ --out runs/sr-mine "
-        "--train-steps 1000\n\n"
+        "--train-steps 1000 --top-share 0.25\n\n"
         "  accelerate launch -m wdiff finetune --task sr --out runs/sr --batch-size 64"
     ),
     renamed=(
@@ -66,6 +66,16 @@ def finetune(
             "folder or model file) and its architecture, instead of random ones.",
         ),
     ] = None,
+    top_share: Annotated[
+        float | None,
+        typer.Option(
+            "--top-share",
+            help="Built-in models: share of training items at the highest noise level, where "
+            "sampling starts and --steps 1 estimates the posterior mean (default 0).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
 ) -> None:
     from wdiff.progress import progress_bar
     from wdiff.training import TrainSettings
@@ -87,6 +97,7 @@ def finetune(
         checkpoint_every=checkpoint_every,
         resume=resume,
         init=init,
+        top_share=top_share,
         cpu=options.torch_device().type == "cpu",
     )
     with progress_bar(f"finetune {task} ({noise} noise)", train_steps, options.quiet) as advance:

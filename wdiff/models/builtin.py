@@ -51,11 +51,8 @@ class BuiltinConfig:
 # at high noise is the upsampling itself rather than something the network must learn, and the
 # residual's spread (RMS 0.05 / 0.09 / 0.14 at x2 / x4 / x8 on the training crops) sets
 # sigma_data, the training noise levels (ln sigma centred 1.6 lower) and sigma_max.
-# A share of SR's training items sits at sigma_max: ln sigma ~ N(-2.8, 1.2^2) puts almost none
-# there, so the first sampling step (and `--steps 1`, the posterior-mean estimate) was an
-# extrapolation.
 TASK_DEFAULTS = {
-    "sr": {"residual": True, "sigma_data": 0.1, "p_mean": -2.8, "sigma_max": 20.0, "p_top": 0.25},
+    "sr": {"residual": True, "sigma_data": 0.1, "p_mean": -2.8, "sigma_max": 20.0},
     "inpaint": {},
 }
 

@@ -3,7 +3,7 @@
 Per step: crops ``y`` in [-1, 1]; the observation from the task (SR: area-downsampled by a scale
 drawn from 2, 4, 8, then bicubic-upsampled; inpainting: a random free-form/box mask); a noise
 level ``ln sigma ~ N(p_mean, p_std^2)`` (the model config's; -1.2 and 1.2 by default), or
-sigma_max for a share ``p_top`` of the items (SR: a quarter); noise GP
+sigma_max for a share ``p_top`` of the items (``--top-share``; 0 by default); noise GP
 or white; the loss
 ``(sigma^2 + sd^2) / (sigma sd)^2 * |D(y + sigma n, sigma, cond) - y|^2`` (Karras et al. 2022).
 AdamW with a 200-step warm-up; the EMA of the weights is what is saved.
@@ -83,8 +83,9 @@ def initial_net(settings: TrainSettings):
     recipe = {
         key: value
         for key, value in TASK_DEFAULTS[settings.task].items()
-        if key in ("p_mean", "p_std", "p_top")
+        if key in ("p_mean", "p_std")
     }
+    recipe["p_top"] = 0.0  # --top-share sets it
     net.config = replace(net.config, noise=settings.noise, **recipe)
     return net.train().requires_grad_(True)
 
@@ -116,6 +117,8 @@ def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> d
             **ARCHITECTURES[settings.arch],
         )
         net = BuiltinNet(config)
+    if settings.top_share is not None:
+        config.p_top = settings.top_share
     ema = EMAModel(net.parameters(), decay=settings.ema_decay)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=0.0)
     accelerator = Accelerator(cpu=settings.cpu)

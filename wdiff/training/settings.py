@@ -26,6 +26,8 @@ class TrainSettings:
     resume: bool = False
     cpu: bool = False
     init: str | None = None  # built-in models: start from this model's weights
+    # built-in models: the share of training items at sigma_max (None: the model config's, 0)
+    top_share: float | None = None
 
 
 def check_settings(settings: TrainSettings) -> None:
@@ -44,5 +46,7 @@ def check_settings(settings: TrainSettings) -> None:
     ):
         if value < 1:
             raise WdiffError(f"{option} {value}: use 1 or more")
+    if settings.top_share is not None and not 0 <= settings.top_share <= 1:
+        raise WdiffError(f"--top-share {settings.top_share}: use 0 to 1")
     if settings.crop < 16 or settings.crop % 8:
         raise WdiffError(f"--crop {settings.crop}: use a multiple of 8, 16 or more")
