@@ -331,7 +331,8 @@ def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_pa
     leaving it comes back bit for bit, from the spill file or built again: banks with room for
     fewer tiles than a frame reads (the rest through a 4-tile scratch atlas every frame) give
     exactly the same noise, with the spill file (each tile built once), without it, and when
-    the disk refuses it; so does a warper resumed halfway from its state (atlas empty)."""
+    the disk refuses it, as does one whose atlas is capped (``max_atlas``) below what the
+    frame's positions would give it; so does a warper resumed halfway from its state."""
     from wdiff.noise import tiles
     from wdiff.noise.tiles import TileBank
 
@@ -350,12 +351,13 @@ def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_pa
         return (tmp_path / "refusing").open("rb", buffering=0)
 
     refused = TileBank(bank.features, **small)  # its spill file cannot be written
+    capped = TileBank(bank.features, tile=8, scratch=4, max_atlas=8)  # room, but at most 8
     noises, sizes, halfway = [], {}, None
     for frame in range(30):
         if frame:
             state = warper.warp(state, motion)
         flat = state.extra.positions.permute(0, 2, 3, 1).reshape(-1, 2)
-        for other in (spilled, rebuilt, refused):
+        for other in (spilled, rebuilt, refused, capped):
             with monkeypatch.context() as patch:
                 if other is refused:
                     patch.setattr(tiles, "_scratch_file", refusing_file)
@@ -372,6 +374,7 @@ def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_pa
     assert spilled.builds == len(spilled.built) == built_now  # each tile built once
     assert rebuilt.builds > 3 * built_now and refused.builds == rebuilt.builds
     assert not refused.spill
+    assert capped.capacity == 8 and capped.atlas.shape[0] == capped.size
     resumed = GPWarper(tile=8)
     state = resumed.load_state(halfway[0], halfway[1], 4)
     for frame in range(11, 30):

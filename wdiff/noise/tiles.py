@@ -17,6 +17,10 @@ from wdiff.noise.lattice import Lattice
 _KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
 ROOM = 4.0  # atlas tiles per tile's worth of positions a frame reads
 SCRATCH = 64  # tiles of the scratch atlas, for a frame that reads more
+# atlas tiles at most (0.43 GB at 3 channels): at 1920x1080 the warped noise of a long clip reads
+# 8,000 tiles a frame by frame 12 (fresh cells spread over a new plane each frame), which the
+# atlas used to hold in memory; the rest now comes through the scratch atlas (#18)
+MAX_ATLAS = 2048
 
 
 class TileBank:
@@ -30,9 +34,9 @@ class TileBank:
     the oldest not being read forgotten beyond that.
 
     The atlas is a cache of bounded size (#18): it keeps the tiles the last call (a frame)
-    read, up to ``room`` tiles per tile's worth of positions in a call. The positions of warped
-    noise spread over ever more tiles as a video goes on (fresh cells on many planes), so the
-    built tiles outnumber it: with ``spill`` each tile is also written, once, to an unnamed
+    read, up to ``room`` tiles per tile's worth of positions in a call and ``max_atlas`` in all.
+    The positions of warped noise spread over ever more tiles as a video goes on (fresh cells
+    on many planes), so the built tiles outnumber it: with ``spill`` each tile is also written, once, to an unnamed
     scratch file (the system's temporary folder; its slot reused once the tile is forgotten)
     and read back from there when read again (about 100 times faster than building it on a
     CPU, and page cache instead of the process's memory); without, or once the disk refuses,
@@ -53,6 +57,7 @@ class TileBank:
         room: float = ROOM,
         scratch: int = SCRATCH,
         spill: bool = True,
+        max_atlas: int = MAX_ATLAS,
     ):
         self.features = features
         self.lattice = Lattice(features)
@@ -64,6 +69,7 @@ class TileBank:
         self.direct_below = direct_below
         self.room = room
         self.scratch = scratch
+        self.max_atlas = max(max_atlas, scratch)
         self.capacity = scratch  # atlas slots at most; grows with the positions a call reads
         self.built: dict[int, None] = {}  # tile keys counted as built, in the order they were
         self.spent: dict[int, int] = {}  # tile key -> points evaluated directly in it so far
@@ -168,7 +174,7 @@ class TileBank:
     def evaluate(self, positions: torch.Tensor) -> torch.Tensor:
         """``xi`` at ``positions`` (P, 2) float64 -> (C, P) float32."""
         room = math.ceil(self.room * positions.shape[0] / self.tile**2)
-        self.capacity = max(self.capacity, room)
+        self.capacity = min(max(self.capacity, room), self.max_atlas)
         cells = torch.floor(positions / self.tile).long()
         keys = cells[:, 0] * _KEY_SPAN + cells[:, 1]
         unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)

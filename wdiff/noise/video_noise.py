@@ -11,7 +11,7 @@ from wdiff.flow.field import FlowField
 from wdiff.flow.motion import Motion
 from wdiff.flow.ops import warp_bilinear
 from wdiff.noise.base import Warper
-from wdiff.noise.tiles import ROOM, SCRATCH
+from wdiff.noise.tiles import MAX_ATLAS, ROOM, SCRATCH
 
 
 def grid_shape(width: int, height: int, grid: int) -> tuple[int, int]:
@@ -90,6 +90,6 @@ def noise_memory_bytes(warper: Warper, frames: int, channels: int, h: int, w: in
     if hasattr(warper, "feature_count"):
         side = warper.tile * warper.oversample + 4
         screen = max(16, (math.ceil(w / warper.tile) + 1) * (math.ceil(h / warper.tile) + 1))
-        tiles = math.ceil(ROOM * screen) + SCRATCH  # the bank's atlas and its scratch atlas
+        tiles = min(math.ceil(ROOM * screen), MAX_ATLAS) + SCRATCH  # atlas and scratch atlas
         total += channels * (warper.feature_count * 32 + tiles * side * side * 4)
     return total
