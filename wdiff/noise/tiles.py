@@ -33,16 +33,16 @@ class TileBank:
     ``direct_below`` points have been spent on that tile. At most ``keep`` tiles count as built,
     the oldest not being read forgotten beyond that.
 
-    The atlas is a cache of bounded size (#18): it keeps the tiles the last call (a frame)
-    read, up to ``room`` tiles per tile's worth of positions in a call and ``max_atlas`` in all.
-    The positions of warped noise spread over ever more tiles as a video goes on (fresh cells
-    on many planes), so the built tiles outnumber it: with ``spill`` each tile is also written, once, to an unnamed
-    scratch file (the system's temporary folder; its slot reused once the tile is forgotten)
-    and read back from there when read again (about 100 times faster than building it on a
-    CPU, and page cache instead of the process's memory); without, or once the disk refuses,
-    it is built again. Either way the coefficients are bit for bit the same. A call that reads
-    more tiles than the atlas holds takes the rest ``scratch`` at a time through a small scratch
-    atlas.
+    The atlas is a cache of bounded size (#18): it keeps the tiles the last call (a frame) read,
+    up to ``room`` tiles per tile's worth of positions in a call and ``max_atlas`` in all. The
+    positions of warped noise spread over ever more tiles as a video goes on (fresh cells on
+    many planes), so the built tiles outnumber it: with ``spill`` each tile is also written,
+    once, to an unnamed scratch file (the system's temporary folder; its slot reused once the
+    tile is forgotten) and read back from there when read again (about 100 times faster than
+    building it on a CPU, and page cache instead of the process's memory); without, or once the
+    disk refuses, it is built again. Either way the coefficients are bit for bit the same. A
+    call that reads more tiles than the atlas holds takes the rest ``scratch`` at a time through
+    a small scratch atlas.
     """
 
     COLUMNS = 16  # tiles per atlas row

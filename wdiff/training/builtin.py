@@ -63,11 +63,11 @@ def edm_loss(
 
 def initial_net(settings: TrainSettings):
     """The model ``settings.init`` names (``builtin:TASK``, a run folder or a model file), to
-    train on from its weights: its architecture and preconditioning, today's training recipe
-    for the task (``TASK_DEFAULTS``' noise-level draws) and ``settings.noise``."""
+    train on from its weights: its architecture, preconditioning and noise-level draws, with
+    ``settings.noise``."""
     from dataclasses import replace
 
-    from wdiff.models.builtin import TASK_DEFAULTS, BuiltinNet, model_file
+    from wdiff.models.builtin import BuiltinNet, model_file
 
     path = model_file(settings.init)
     if not path.is_file():
@@ -80,13 +80,7 @@ def initial_net(settings: TrainSettings):
         raise WdiffError(
             f"--init {settings.init}: trained for {net.config.task}, not --task {settings.task}"
         )
-    recipe = {
-        key: value
-        for key, value in TASK_DEFAULTS[settings.task].items()
-        if key in ("p_mean", "p_std")
-    }
-    recipe["p_top"] = 0.0  # --top-share sets it
-    net.config = replace(net.config, noise=settings.noise, **recipe)
+    net.config = replace(net.config, noise=settings.noise, p_top=0.0)  # --top-share sets it
     return net.train().requires_grad_(True)
 
 
