@@ -71,7 +71,7 @@ def finetune(
         typer.Option(
             "--top-share",
             help="Built-in models: share of training items at the highest noise level, where "
-            "sampling starts and --steps 1 estimates the posterior mean (default 0).",
+            "sampling starts and a one-step upscale estimates the posterior mean (default 0).",
             min=0.0,
             max=1.0,
         ),
