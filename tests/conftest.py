@@ -30,29 +30,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def sr_model(tmp_path_factory):
-    """A tiny randomly initialised built-in SR model file (fast to sample with)."""
+def _tiny_model(tmp_path_factory, task: str):
+    """A tiny randomly initialised built-in model file for ``task`` (fast to sample with)."""
     import torch
 
     from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
 
     torch.manual_seed(0)
-    net = BuiltinNet(BuiltinConfig(task="sr", **ARCHITECTURES["builtin-tiny"]))
-    path = tmp_path_factory.mktemp("models") / "sr.safetensors"
+    net = BuiltinNet(BuiltinConfig(task=task, **ARCHITECTURES["builtin-tiny"]))
+    path = tmp_path_factory.mktemp("models") / f"{task}.safetensors"
     net.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def sr_model(tmp_path_factory):
+    return _tiny_model(tmp_path_factory, "sr")
 
 
 @pytest.fixture(scope="session")
 def inpaint_model(tmp_path_factory):
-    """A tiny randomly initialised built-in inpainting model file."""
-    import torch
-
-    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
-
-    torch.manual_seed(0)
-    net = BuiltinNet(BuiltinConfig(task="inpaint", **ARCHITECTURES["builtin-tiny"]))
-    path = tmp_path_factory.mktemp("models") / "inpaint.safetensors"
-    net.save(path)
-    return path
+    return _tiny_model(tmp_path_factory, "inpaint")
