@@ -323,6 +323,33 @@ def test_gp_max_stretch_is_deterministic_and_resumes():
     torch.testing.assert_close(resumed.sample(resumed.warp(loaded, motion)), straight)
 
 
+def test_gp_spill_file_takes_at_most_half_the_free_space(monkeypatch):
+    """The spill file may use half the temporary folder's free space (seen when it is opened)
+    and no more, so a long clip cannot fill the disk the output is written to (#18): with room
+    for 3 tiles, the others are built again when read, with the same bits."""
+    from collections import namedtuple
+
+    from wdiff.noise import tiles
+    from wdiff.noise.features import RandomFourierFeatures
+    from wdiff.noise.tiles import TileBank
+
+    features = RandomFourierFeatures.sample(2, 200, 0, 2 / math.pi, 2.0, "cpu")
+    bank = TileBank(features, tile=8, scratch=4, max_atlas=4)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(tiles.shutil, "disk_usage", lambda path: usage(0, 0, 7 * bank._tile_bytes))
+    positions = torch.stack(  # one position in the middle of each of 8 tiles in a row
+        [torch.arange(8, dtype=torch.float64) * 8 + 4, torch.full((8,), 4.0, dtype=torch.float64)],
+        dim=1,
+    ).repeat_interleave(4, dim=0)  # 4 points a tile: each counts as built at once
+    first = bank.evaluate(positions)
+    again = bank.evaluate(positions.flip(0)).flip(1)
+    assert len(bank._file_slots) == 3 and bank.spill
+    # the atlas kept the first 4 tiles read (the file took 3 of them); the last 4 went through
+    # the scratch atlas and found the file full, so they were built again
+    assert bank.builds == 8 + 4
+    torch.testing.assert_close(again, first, atol=0, rtol=0)
+
+
 @pytest.mark.slow
 def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_path, monkeypatch):
     """Under a pan the noise's positions cover new ground every frame, so ever more tiles count
@@ -332,7 +359,8 @@ def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_pa
     fewer tiles than a frame reads (the rest through a 4-tile scratch atlas every frame) give
     exactly the same noise, with the spill file (each tile built once), without it, and when
     the disk refuses it, as does one whose atlas is capped (``max_atlas``) below what the
-    frame's positions would give it; so does a warper resumed halfway from its state."""
+    frame's positions would give it, and one whose spill file is capped (``max_spill``) at 40
+    tiles, which builds the rest again; so does a warper resumed halfway from its state."""
     from wdiff.noise import tiles
     from wdiff.noise.tiles import TileBank
 
@@ -352,12 +380,14 @@ def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_pa
 
     refused = TileBank(bank.features, **small)  # its spill file cannot be written
     capped = TileBank(bank.features, tile=8, scratch=4, max_atlas=8)  # room, but at most 8
+    full = TileBank(bank.features, **small)
+    full.max_spill = 40 * full._tile_bytes
     noises, sizes, halfway = [], {}, None
     for frame in range(30):
         if frame:
             state = warper.warp(state, motion)
         flat = state.extra.positions.permute(0, 2, 3, 1).reshape(-1, 2)
-        for other in (spilled, rebuilt, refused, capped):
+        for other in (spilled, rebuilt, refused, capped, full):
             with monkeypatch.context() as patch:
                 if other is refused:
                     patch.setattr(tiles, "_scratch_file", refusing_file)
@@ -374,6 +404,8 @@ def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_pa
     assert spilled.builds == len(spilled.built) == built_now  # each tile built once
     assert rebuilt.builds > 3 * built_now and refused.builds == rebuilt.builds
     assert not refused.spill
+    assert full.spill and len(full._file_slots) + len(full._file_free) == 40
+    assert spilled.builds < full.builds < rebuilt.builds
     assert capped.capacity == 8 and capped.atlas.shape[0] == capped.size
     resumed = GPWarper(tile=8)
     state = resumed.load_state(halfway[0], halfway[1], 4)

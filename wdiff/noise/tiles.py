@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import tempfile
 
 import numpy as np
@@ -21,6 +22,11 @@ SCRATCH = 64  # tiles of the scratch atlas, for a frame that reads more
 # 8,000 tiles a frame by frame 12 (fresh cells spread over a new plane each frame), which the
 # atlas used to hold in memory; the rest now comes through the scratch atlas (#18)
 MAX_ATLAS = 2048
+# spill file bytes at most (about 20,000 tiles at 3 channels), and never more than half the
+# temporary folder's free space when the file is opened: the rest is built again when read, so a
+# long 1920x1080 clip, whose fresh-noise tiles keep growing, cannot fill the disk the output and
+# the resume state are written to (#18)
+MAX_SPILL = 4 << 30
 
 
 class TileBank:
@@ -40,7 +46,9 @@ class TileBank:
     once, to an unnamed scratch file (the system's temporary folder; its slot reused once the
     tile is forgotten) and read back from there when read again (about 100 times faster than
     building it on a CPU, and page cache instead of the process's memory); without, or once the
-    disk refuses, it is built again. Either way the coefficients are bit for bit the same. A
+    disk refuses, it is built again; so is a tile that finds the file full (``max_spill`` bytes,
+    at most half the free space of the temporary folder when the file was opened). Either way
+    the coefficients are bit for bit the same. A
     call that reads more tiles than the atlas holds takes the rest ``scratch`` at a time through
     a small scratch atlas.
     """
@@ -58,6 +66,7 @@ class TileBank:
         scratch: int = SCRATCH,
         spill: bool = True,
         max_atlas: int = MAX_ATLAS,
+        max_spill: int = MAX_SPILL,
     ):
         self.features = features
         self.lattice = Lattice(features)
@@ -79,7 +88,9 @@ class TileBank:
         self.builds = 0  # tiles built so far, again or not
         self.channels = features.w.shape[0]
         self.spill = spill
+        self.max_spill = max_spill
         self._file = None  # the spill file, opened with the first tile written
+        self._file_room = 0  # tiles the spill file may hold, set when it is opened
         self._file_slots: dict[int, int] = {}  # tile key -> its place in the spill file
         self._file_free: list[int] = []
         self._tile_shape = (self.size, self.size, self.channels)
@@ -151,10 +162,14 @@ class TileBank:
 
     def _write(self, key: int, values: torch.Tensor) -> None:
         """Keep tile ``key`` in the spill file; a disk that refuses ends the spilling."""
-        place = self._file_free.pop() if self._file_free else len(self._file_slots)
         try:
             if self._file is None:
                 self._file = _scratch_file()
+                free = shutil.disk_usage(tempfile.gettempdir()).free
+                self._file_room = min(self.max_spill, free // 2) // self._tile_bytes
+            if not self._file_free and len(self._file_slots) >= self._file_room:
+                return  # full: this tile is built again when read again
+            place = self._file_free.pop() if self._file_free else len(self._file_slots)
             self._file.seek(place * self._tile_bytes)
             self._file.write(values.contiguous().cpu().numpy().tobytes())
         except OSError:
