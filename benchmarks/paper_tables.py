@@ -14,7 +14,8 @@ by `wdiff.evaluate.score_video`: warping error to the first and the previous fra
 super-resolution the *detail* (``detail_ratio``): the energy of the band the input does not
 fix, as a share of the ground truth's (1: as much fine detail as the real frames, about 0: a
 smooth upsampling). A row can lower its warping error by generating less detail; this column
-shows which do.
+shows which do. The clip rows also give the standard deviation of their noise in the last frame
+(``noise_std``: 1 for white or GP noise; interpolating noise, as the bilinear rows do, shrinks it).
 
     python benchmarks/paper_tables.py [--steps 10] [--frames 8] [--size 128] \
         [--clips bunny bikes megamind] [--clip-size 640x360] [--clip-scales 8 4] \
@@ -94,6 +95,29 @@ def detail_ratio(output: Path, truth: Path, scale: int) -> float:
     return band_energy(output) / band_energy(truth)
 
 
+def noise_std(field: FlowField, scale: int, method: str, seed: int) -> float:
+    """Standard deviation of ``method``'s noise (3 channels, the built-in model's) in the last
+    frame, warped along ``field`` (the input's flows) upscaled to the output grid as a restore
+    upscales them."""
+    from wdiff.flow.motion import Motion
+    from wdiff.flow.ops import upscale_flow
+    from wdiff.noise import make_warper
+
+    warper = make_warper(method)
+    width, height = field.size
+    state = warper.init((1, 3, height * scale, width * scale), seed)
+    for index in range(1, field.pairs + 1):
+        pair = slice(index - 1, index)
+        parts = []
+        for flow, valid in (
+            (field.backward, field.valid_backward),
+            (field.forward, field.valid_forward),
+        ):
+            parts += upscale_flow(flow[pair].float(), valid[pair], scale)
+        state = warper.warp(state, Motion(*parts))
+    return float(warper.sample(state).std())
+
+
 def constant_flows(frames: int, height: int, width: int, step: tuple[float, float]) -> FlowField:
     """Exact flows of content moving by ``step`` = (dx, dy) pixels per frame."""
     forward = torch.zeros(frames - 1, 2, height, width)
@@ -165,7 +189,8 @@ def settings_for(base: RestoreSettings, row: dict) -> RestoreSettings:
 
 
 def average(results: list[dict]) -> dict:
-    keys = ("warp_first", "warp_prev", "psnr", "ssim", "mse", "detail", "seconds_per_frame")
+    keys = ("warp_first", "warp_prev", "psnr", "ssim", "mse", "detail", "noise_std")
+    keys += ("seconds_per_frame",)
     return {
         key: float(np.mean([r[key] for r in results]))
         for key in keys
@@ -317,6 +342,7 @@ def clip_experiment(args, work: Path, denoiser, scale: int, done: dict, save) ->
             results[name] = run_row(
                 settings, low_folder, input_field, truth_folder, score_field, folder, denoiser, None
             )
+            results[name]["noise_std"] = noise_std(input_field, scale, settings.noise, args.seed)
             save()
             print(
                 f"clip {clip} x{scale} {name}: warp {results[name]['warp_prev']:.3g} "
@@ -361,17 +387,21 @@ def verdict(rows: dict) -> str:
 
 def markdown_table(rows: dict) -> str:
     detail = all("detail" in r for r in rows.values())
+    noise = any("noise_std" in r for r in rows.values())
     lines = [
         "| method | warping error, first | warping error, previous | PSNR | SSIM | MSE | "
         + ("detail | " if detail else "")
+        + ("noise std, last frame | " if noise else "")
         + "s/frame |",
-        "|---|---|---|---|---|---|---|" + ("---|" if detail else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if detail else "") + ("---|" if noise else ""),
     ]
     for name, r in rows.items():
+        std = f"{r['noise_std']:.2f}" if "noise_std" in r else ""
         lines.append(
             f"| {name} | {r['warp_first']:.2e} | {r['warp_prev']:.2e} | {r['psnr']:.2f} | "
             f"{r['ssim']:.3f} | {r['mse']:.2e} | "
             + (f"{r['detail']:.2f} | " if detail else "")
+            + (f"{std} | " if noise else "")
             + f"{r['seconds_per_frame']:.2f} |"
         )
     return "\n".join(lines)
