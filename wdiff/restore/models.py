@@ -15,16 +15,14 @@ from wdiff.errors import WdiffError
 
 def load_denoiser(settings: RestoreSettings, device: torch.device):
     """The Denoiser ``settings.model`` names, for ``settings.task``, on ``device``."""
-    from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet, load_builtin
+    from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet, load_builtin, model_file
 
     name = settings.model
     if name in ("builtin", f"builtin:{settings.task}"):
         return load_builtin(settings.task, device)
     if name.startswith("builtin:"):
         raise WdiffError(f"--model {name}: for this task use builtin:{settings.task}")
-    path = Path(name)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        path = path / "model.safetensors"  # a `wdiff finetune` run folder
+    path = model_file(name)  # a `wdiff finetune` run folder: its model file
     if path.suffix == ".safetensors" and path.is_file():
         net, _ = BuiltinNet.load(path)
         if net.config.task != settings.task:
