@@ -43,7 +43,12 @@ def finetune(
         str, typer.Option("--data", help="samples (media shipped in packages) or a folder.")
     ] = "samples",
     arch: Annotated[
-        str, typer.Option("--arch", help="builtin-small, builtin-tiny, or a local SDXL folder.")
+        str,
+        typer.Option(
+            "--arch",
+            help="builtin-small, builtin-deep (one level more), builtin-tiny, or a local SDXL "
+            "folder.",
+        ),
     ] = "builtin-small",
     train_steps: Annotated[
         int, typer.Option("--train-steps", help="Optimiser steps in all.", min=1)

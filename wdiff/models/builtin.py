@@ -58,6 +58,8 @@ TASK_DEFAULTS = {
 
 ARCHITECTURES = {
     "builtin-small": {},
+    # one level more: a receptive field that spans the holes of 128 px inpainting crops
+    "builtin-deep": {"block_out_channels": (32, 64, 96, 128)},
     "builtin-tiny": {"block_out_channels": (16, 32), "norm_num_groups": 8},  # tests, smoke runs
 }
 
