@@ -385,10 +385,13 @@ def verdict(rows: dict) -> str:
         best_kept = min(kept, key=lambda name: kept[name]["warp_prev"])
         kept_ratio = ours["warp_prev"] / kept[best_kept]["warp_prev"]
         kept_gap = max(row["psnr"] for row in kept.values()) - ours["psnr"]
+        side = "below" if kept_gap >= 0 else "above"
+        kept_holds = kept_ratio <= 0.8 and kept_gap <= 0.5
         text += (
             f" Against the noise-only rows whose noise keeps its variance (std at least "
             f"{UNIT_STD} in the last frame): {kept_ratio:.2f}x ({best_kept}), PSNR "
-            f"{kept_gap:.2f} dB below the best of them."
+            f"{abs(kept_gap):.2f} dB {side} the best of them: "
+            f"{'holds' if kept_holds else 'fails'}."
         )
     if BICUBIC in rows:
         text += (
