@@ -32,30 +32,41 @@ demo: setup
 		--viz $(DEMO_OUT)/bunny.flow.mp4 --overwrite
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
-# The shipped models (docs/models.md): GP noise, then copied into the package. SR trains on
-# --data photos (photographs from Debian packages: make photo-data, as root), both of them.
+# The shipped models (docs/models.md), both on --data photos (photographs from Debian packages:
+# make photo-data, as root): SR in one run; inpainting in one run and then stages that go on
+# from the last at a lower learning rate (INPAINT_STAGES: steps:lr each). $(1) is the noise
+# (gp, or white for the twins docs/models.md compares them with); runs land in
+# $(RUNS)/sr-$(1), $(RUNS)/inpaint-$(1) and $(RUNS)/inpaint-$(1)-<stage>; a killed run goes on
+# where it stopped.
 SR_STEPS ?= 6000
 INPAINT_STEPS ?= 2000
+INPAINT_STAGES ?= 3000:2e-4 3000:1e-4 3000:5e-5
 RUNS ?= runs
-train-builtin: setup photo-data
-	for task in sr inpaint; do \
-		steps=$$(test $$task = sr && echo $(SR_STEPS) || echo $(INPAINT_STEPS)); \
-		data=photos; \
-		resume=$$(test -f $(RUNS)/$$task-gp/checkpoint/state.json && echo --resume); \
-		WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --task $$task --noise gp \
-			--data $$data --train-steps $$steps --out $(RUNS)/$$task-gp $$resume || exit 1; \
-		mkdir -p wdiff/models/weights; \
-		cp $(RUNS)/$$task-gp/model.safetensors wdiff/models/weights/$$task.safetensors; \
+FINETUNE = WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --data photos
+RESUME = $$(test -f $(1)/checkpoint/state.json && echo --resume)
+define train_models
+	$(FINETUNE) --task sr --noise $(1) --train-steps $(SR_STEPS) \
+		--out $(RUNS)/sr-$(1) $(call RESUME,$(RUNS)/sr-$(1))
+	$(FINETUNE) --task inpaint --noise $(1) --train-steps $(INPAINT_STEPS) \
+		--out $(RUNS)/inpaint-$(1) $(call RESUME,$(RUNS)/inpaint-$(1))
+	previous=$(RUNS)/inpaint-$(1); stage=1; \
+	for steps_lr in $(INPAINT_STAGES); do \
+		out=$(RUNS)/inpaint-$(1)-$$stage; \
+		$(FINETUNE) --task inpaint --noise $(1) --init $$previous --lr $${steps_lr##*:} \
+			--train-steps $${steps_lr%%:*} --out $$out $(call RESUME,$$out) || exit 1; \
+		previous=$$out; stage=$$((stage + 1)); \
 	done
+endef
 
-# Their white-noise twins, for the GP-versus-white comparison in docs/models.md.
-train-white: setup
-	for task in sr inpaint; do \
-		steps=$$(test $$task = sr && echo $(SR_STEPS) || echo $(INPAINT_STEPS)); \
-		resume=$$(test -f $(RUNS)/$$task-white/checkpoint/state.json && echo --resume); \
-		$(BIN)/wdiff finetune --task $$task --noise white --data samples --train-steps $$steps \
-			--out $(RUNS)/$$task-white $$resume || exit 1; \
-	done
+train-builtin: setup photo-data
+	$(call train_models,gp)
+	mkdir -p wdiff/models/weights
+	cp $(RUNS)/sr-gp/model.safetensors wdiff/models/weights/sr.safetensors
+	cp $(RUNS)/inpaint-gp-$(words $(INPAINT_STAGES))/model.safetensors \
+		wdiff/models/weights/inpaint.safetensors
+
+train-white: setup photo-data
+	$(call train_models,white)
 
 # --data photos (docs/models.md): photographs from Debian packages. The wallpapers and OpenCV's
 # samples install as root; kphotoalbum (a desktop application) is only unpacked, into
