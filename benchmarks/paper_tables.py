@@ -377,7 +377,8 @@ def verdict(rows: dict) -> str:
     text = (
         f"Warped Diffusion's warping error to the previous frame is {ratio:.2f}x that of the "
         f"best noise-only row ({best_name}); the lowest of the diffusion rows is {lowest}. Its "
-        f"PSNR is {gap:.2f} dB below the best noise-only row ({best_psnr}). #19's check (at "
+        f"PSNR is {abs(gap):.2f} dB {'below' if gap >= 0 else 'above'} the best noise-only row "
+        f"({best_psnr}). #19's check (at "
         f"most 0.8x, within 0.5 dB): {'holds' if holds else 'fails'}."
     )
     kept = {name: row for name, row in noise_only.items() if row.get("noise_std", 0) >= UNIT_STD}
