@@ -74,8 +74,6 @@ train-white: setup photo-data
 PHOTO_PACKAGES = plasma-workspace-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
 	lxqt-themes mate-backgrounds palapeli-data opencv-doc
 PHOTO_ROOT ?= $(HOME)/.cache/wdiff/photo-packages
-PHOTO_SR_STEPS ?= 6000
-PHOTO_INPAINT_STEPS ?= 2000
 
 photo-data:
 	apt-get update -qq
@@ -84,15 +82,10 @@ photo-data:
 	test -f $(PHOTO_ROOT)/usr/share/kphotoalbum/demo/wayne.jpg || ( cd $(PHOTO_ROOT) && \
 		apt-get download kphotoalbum && dpkg-deb -x kphotoalbum_*.deb . && rm kphotoalbum_*.deb )
 
-# The built-in models retrained on --data photos, into $(RUNS)/<task>-gp-photos (not copied
-# into the package: compare them first with benchmarks/models_table.py --data photos).
+# train-builtin's runs without copying them into the package (compare them first with
+# benchmarks/models_table.py).
 train-photos: setup photo-data
-	for task in sr inpaint; do \
-		steps=$$(test $$task = sr && echo $(PHOTO_SR_STEPS) || echo $(PHOTO_INPAINT_STEPS)); \
-		resume=$$(test -f $(RUNS)/$$task-gp-photos/checkpoint/state.json && echo --resume); \
-		WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --task $$task --noise gp \
-			--data photos --train-steps $$steps --out $(RUNS)/$$task-gp-photos $$resume || exit 1; \
-	done
+	$(call train_models,gp)
 
 lint: setup
 	$(BIN)/ruff check wdiff tests benchmarks scripts

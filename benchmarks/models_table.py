@@ -160,15 +160,18 @@ def main() -> None:
     ]
     observed = [Inpainting.degrade(truth, hole) for hole in masks]
     grey = [psnr(seen, truth, hole) for seen, hole in zip(observed, masks, strict=True)]
+    conds = [
+        torch.cat([seen, hole.float() * 2 - 1], dim=1)
+        for seen, hole in zip(observed, masks, strict=True)
+    ]
     rows = {"masked (grey)": {"psnr_hole": mean(grey)}}
     for spec in args.inpaint:
         name, denoiser, noise = load(spec)
         for label, steps in ((name, args.steps), (f"{name} 1-step", 1)):
-            scores = []
-            for draw, (seen, hole) in enumerate(zip(observed, masks, strict=True)):
-                cond = torch.cat([seen, hole.float() * 2 - 1], dim=1)
-                out = sample(denoiser, cond, noise, steps, draw).clamp(-1, 1)
-                scores.append(psnr(out, truth, hole))
+            scores = [
+                psnr(sample(denoiser, cond, noise, steps, draw).clamp(-1, 1), truth, hole)
+                for draw, (cond, hole) in enumerate(zip(conds, masks, strict=True))
+            ]
             rows[label] = {"psnr_hole": mean(scores), "psnr_hole_per_draw": scores}
     result["inpaint"] = rows
     for name, row in rows.items():
