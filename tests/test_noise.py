@@ -277,6 +277,75 @@ def test_gp_births_reuse_their_fresh_plane_under_slow_rotation():
     assert int((planes == 1).sum()) > 100  # births happened, and went to plane 1
 
 
+def fresh_clashes(positions: torch.Tensor) -> int:
+    """Pairs of cells (1, 2, h, w) in one fresh plane, within 3 cells of each other there, whose
+    offset in the plane is not their offset on screen: repeated noise between unrelated places."""
+    from wdiff.noise.planes import FRESH_STRIDE, plane_of
+
+    flat = positions[0].permute(1, 2, 0).reshape(-1, 2)
+    height, width = positions.shape[-2:]
+    ys, xs = torch.meshgrid(
+        torch.arange(height * 1.0), torch.arange(width * 1.0), indexing="ij"
+    )
+    screen = torch.stack([xs, ys], dim=-1).reshape(-1, 2).double()
+    plane = plane_of(flat[:, 1])
+    local = torch.stack([flat[:, 0], flat[:, 1] - plane * FRESH_STRIDE], dim=-1)[plane > 0]
+    screen, plane = screen[plane > 0], plane[plane > 0]
+    apart = local[:, None] - local[None]
+    near = (apart.abs().amax(dim=-1) <= 3) & (plane[:, None] == plane[None])
+    wrong = (apart - (screen[:, None] - screen[None])).abs().amax(dim=-1) > 1.5
+    return int((near & wrong).sum()) // 2
+
+
+def test_gp_births_past_the_plane_cap_clear_the_emptiest_plane():
+    """Births that clash in every allowed fresh plane go to the plane with the fewest cells on
+    screen, whose cells are born again with them, all at their own screen positions there; the
+    other planes are untouched and nothing clashes (#18: the tiles a frame reads stay bounded)."""
+    from wdiff.noise.planes import FRESH_STRIDE, rehome
+
+    size = 8
+    ys, xs = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
+    positions = torch.stack([xs, ys])[None].double()
+    # plane 1: column 0, plane 2: columns 1-2, both placed where column 7's continuation lands
+    positions[0, 0, :, 0] += 7
+    positions[0, 1, :, 0] += FRESH_STRIDE
+    positions[0, 0, :, 1:3] += 5
+    positions[0, 1, :, 1:3] += 2 * FRESH_STRIDE
+    births = torch.zeros(1, size, size, dtype=torch.bool)
+    births[0, :, 7] = True
+    assert fresh_clashes(positions) == 0
+
+    capped = rehome(positions, births, max_planes=2)
+    expected = positions.clone()
+    expected[0, 0, :, 0] = xs[:, 0].double()  # column 0 back at its screen position, plane 1
+    expected[0, 1, :, 7] += FRESH_STRIDE  # the births beside it
+    torch.testing.assert_close(capped, expected, atol=0, rtol=0)
+    assert fresh_clashes(capped) == 0
+
+    roomy = rehome(positions, births, max_planes=3)  # a third plane: nobody is moved
+    torch.testing.assert_close(roomy[..., :7], positions[..., :7], atol=0, rtol=0)
+    assert (roomy[0, 1, :, 7] - positions[0, 1, :, 7] == 3 * FRESH_STRIDE).all()
+    assert fresh_clashes(roomy) == 0
+
+
+def test_gp_max_planes_bounds_the_fresh_planes_of_a_long_stretch():
+    """A steady stretch wears cells out every frame, and each frame's births clash with the last
+    frame's: 12 frames fill 8 fresh planes without a cap, 2 with ``max_planes=2``, and the noise
+    stays unit-variance and as correlated as without the cap (tolerances 0.05 and 0.03)."""
+    from wdiff.noise.planes import plane_of
+
+    motion = squeeze_motion(1.1)
+    _, free, uncapped = run("gp", motion, 12, seed=3, max_planes=1000)
+    _, capped, noise = run("gp", motion, 12, seed=3, max_planes=2)
+    assert int(plane_of(free.extra.positions[:, 1]).max()) > 2
+    assert int(plane_of(capped.extra.positions[:, 1]).max()) == 2
+    assert abs(float(noise.std()) - 1) < 0.05
+    assert abs(lag1(noise) - lag1(uncapped)) < 0.03
+    again = run("gp", motion, 12, seed=3, max_planes=2)[2]
+    torch.testing.assert_close(again, noise, atol=0, rtol=0)
+    assert GPWarper().max_planes == 6
+
+
 def squeeze_motion(factor: float, size: int = 64) -> Motion:
     """Each frame reads frame j-1 at ``factor`` times the distance from the centre, vertically:
     an object moving so that the backward flow compresses the position map (factor < 1)."""

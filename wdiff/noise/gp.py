@@ -9,7 +9,8 @@ map moved into a copy of the plane far away where nothing on screen clashes
 (the map followed outside the frame). Where the motion squeezes or stretches the map beyond
 ``max_stretch`` (1.5: a singular value of its local Jacobian outside [1/1.5, 1.5]), cells are
 born again at their own grid cell, so the noise stays unit-scale instead of streaking (#19,
-docs/guidance.md). Direct evaluation costs O(cells * J); the fast path
+docs/guidance.md). At most ``max_planes`` copies of the plane hold fresh noise; past that the
+emptiest is cleared for the new births (#18, docs/long-videos.md). Direct evaluation costs O(cells * J); the fast path
 (:class:`wdiff.noise.tiles.TileBank`) reads each position from 4 x 4 spline coefficients of a
 tile of the plane.
 """
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from wdiff.flow.motion import Motion
 from wdiff.noise.base import NoiseState, Warper
 from wdiff.noise.features import RandomFourierFeatures
-from wdiff.noise.planes import BATCH_STRIDE, rehome
+from wdiff.noise.planes import BATCH_STRIDE, MAX_PLANES, rehome
 from wdiff.noise.tiles import TileBank
 
 
@@ -50,6 +51,7 @@ class GPWarper(Warper):
         oversample: int = 4,
         tile: int = 32,
         max_stretch: float | None = 1.5,
+        max_planes: int = MAX_PLANES,
     ):
         self.feature_count = features
         self.length_scale = length_scale
@@ -59,6 +61,7 @@ class GPWarper(Warper):
         self.oversample = oversample
         self.tile = tile
         self.max_stretch = max_stretch
+        self.max_planes = max_planes
         self._bank: TileBank | None = None
         self._bank_seed: tuple | None = None
 
@@ -134,7 +137,7 @@ class GPWarper(Warper):
                 moved = torch.where(worn[:, None], grid, moved)
                 births = births | worn
             if births.any():
-                moved = rehome(moved, births)
+                moved = rehome(moved, births, self.max_planes)
         next_state = NoiseState(frame, torch.empty(0), state.seed, GPState(moved))
         next_state.noise = self.evaluate(next_state, state.noise.shape[1])
         return next_state

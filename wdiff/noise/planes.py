@@ -10,6 +10,10 @@ import torch
 FRESH_STRIDE = float(1 << 20)  # cells between planes of fresh positions (independent noise)
 BATCH_STRIDE = float(1 << 30)  # cells between the videos of a batch
 _CLEARANCE = 3  # cells: beyond this the kernel is below 1e-3, the noise independent
+# fresh planes at most (#18): scattered survivors of many cohorts otherwise fill a new plane a
+# frame, each read through its own tiles (at 1920x1080, 16 planes and 12,800 tiles a frame by
+# frame 16); past the cap the emptiest plane is cleared instead
+MAX_PLANES = 6
 
 
 def plane_of(y: torch.Tensor) -> torch.Tensor:
@@ -23,13 +27,20 @@ def _keys(cells: torch.Tensor) -> torch.Tensor:
     return (cells[..., 0] + (1 << 35)) * (1 << 24) + (cells[..., 1] + (1 << 23))
 
 
-def rehome(positions: torch.Tensor, births: torch.Tensor) -> torch.Tensor:
+def rehome(
+    positions: torch.Tensor, births: torch.Tensor, max_planes: int = MAX_PLANES
+) -> torch.Tensor:
     """Give born cells (``births`` (B, h, w) True) of ``positions`` (B, 2, h, w) float64 fresh
     noise: their continued positions, moved to the first plane where they clash with no cell
     on screen. A clash is a cell within _CLEARANCE in the plane that is not where the same
     offset puts it on screen: such a pair would repeat noise between unrelated places, while a
     consistent neighbour (a pan writing new ground beside the last frame's births) is just the
-    field going on. Planes are reused, so their tiles are evaluated once for many frames."""
+    field going on. Planes are reused, so their tiles are evaluated once for many frames.
+
+    Born cells that clash in every one of planes 1 to ``max_planes`` go to the plane where the
+    fewest cells stand in their way; those cells are born again with them (and any that would
+    then clash, in turn), and everything placed there this frame takes its own screen position
+    in that plane, so nothing clashes. The tiles a frame reads then stay bounded (#18)."""
     cells = positions.permute(0, 2, 3, 1)
     # only cells born before can be in the planes births go to
     earlier = ~births & (plane_of(positions[:, 1]) > 0)
@@ -38,29 +49,79 @@ def rehome(positions: torch.Tensor, births: torch.Tensor) -> torch.Tensor:
     kept_plane = plane_of(kept[:, 1])
     kept_local = torch.stack([kept[:, 0], kept[:, 1] - kept_plane * FRESH_STRIDE], dim=-1)
     born_local = torch.stack([born[:, 0], born[:, 1] - plane_of(born[:, 1]) * FRESH_STRIDE], dim=-1)
-    reach = torch.arange(-_CLEARANCE, _CLEARANCE + 1, device=positions.device, dtype=torch.float64)
-    around = torch.stack(torch.meshgrid(reach, reach, indexing="xy"), dim=-1).reshape(-1, 2)
-    near = _keys(torch.round(born_local)[:, None, :] + around[None])  # (n, 49)
+    others = _Occupants(kept_local, kept_screen, kept_plane)
     chosen = torch.zeros(born.shape[0], dtype=torch.float64, device=positions.device)  # 0: none yet
-    candidate = 1
-    while (chosen == 0).any():
+    for candidate in range(1, max_planes + 1):
         open_ = (chosen == 0).nonzero().squeeze(1)
-        in_candidate = (kept_plane == candidate).nonzero().squeeze(1)
-        clash = torch.zeros(open_.shape[0], dtype=torch.bool, device=positions.device)
-        if in_candidate.numel():
-            taken, order = torch.sort(_keys(torch.round(kept_local[in_candidate])))
-            index = torch.searchsorted(taken, near[open_]).clamp_max(taken.numel() - 1)
-            found = taken[index] == near[open_]
-            occupant = in_candidate[order[index]]  # (m, 49) indices into kept
-            plane = kept_local[occupant] - born_local[open_, None, :]
-            view = kept_screen[occupant] - born_screen[open_, None, :]
-            clash = (found & ((plane - view).abs().amax(dim=-1) > 1.5)).any(dim=1)
+        if open_.numel() == 0:
+            break
+        clash, _ = others.clashes(born_local[open_], born_screen[open_], candidate)
         chosen[open_[~clash]] = candidate
-        candidate += 1
-    born_local[:, 1] += chosen * FRESH_STRIDE
     cells = cells.clone()
-    cells[births] = born_local
+    placed = births.clone()
+    if (chosen == 0).any():
+        open_ = (chosen == 0).nonzero().squeeze(1)
+        in_way = [
+            others.clashes(born_local[open_], born_screen[open_], plane)[1].numel()
+            for plane in range(1, max_planes + 1)
+        ]
+        plane = 1 + min(range(max_planes), key=in_way.__getitem__)
+        chosen[open_] = plane
+        # everything that goes there now takes its screen position: these never clash together
+        own = chosen == plane
+        evicted = others.clear(born_screen[own], plane)
+        placed[births] = ~own
+        cleared = births.clone()
+        cleared[births] = own
+        cleared[earlier] = evicted
+        screen = _screen_of(cleared)
+        cells[cleared] = torch.stack([screen[:, 0], screen[:, 1] + plane * FRESH_STRIDE], dim=-1)
+        born_local, chosen = born_local[~own], chosen[~own]
+    born_local[:, 1] += chosen * FRESH_STRIDE
+    cells[placed] = born_local
     return cells.permute(0, 3, 1, 2)
+
+
+class _Occupants:
+    """The cells on screen in fresh planes (their positions there, on screen, and their plane),
+    searched by position."""
+
+    def __init__(self, local: torch.Tensor, screen: torch.Tensor, plane: torch.Tensor):
+        self.local, self.screen, self.plane = local, screen, plane
+        self.gone = torch.zeros(plane.shape[0], dtype=torch.bool, device=plane.device)
+        reach = torch.arange(-_CLEARANCE, _CLEARANCE + 1, device=plane.device, dtype=torch.float64)
+        self.around = torch.stack(torch.meshgrid(reach, reach, indexing="xy"), dim=-1).reshape(-1, 2)
+
+    def clashes(
+        self, local: torch.Tensor, screen: torch.Tensor, plane: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cells at ``local`` (n, 2) in ``plane``, ``screen`` (n, 2) on screen -> which of them
+        clash (n,) bool, and the occupants they clash with (indices, unique)."""
+        members = ((self.plane == plane) & ~self.gone).nonzero().squeeze(1)
+        clash = torch.zeros(local.shape[0], dtype=torch.bool, device=local.device)
+        if members.numel() == 0 or local.shape[0] == 0:
+            return clash, members[:0]
+        near = _keys(torch.round(local)[:, None, :] + self.around[None])  # (n, 49)
+        taken, order = torch.sort(_keys(torch.round(self.local[members])))
+        index = torch.searchsorted(taken, near).clamp_max(taken.numel() - 1)
+        found = taken[index] == near
+        occupant = members[order[index]]  # (n, 49)
+        apart = self.local[occupant] - local[:, None, :]
+        view = self.screen[occupant] - screen[:, None, :]
+        hit = found & ((apart - view).abs().amax(dim=-1) > 1.5)
+        return hit.any(dim=1), torch.unique(occupant[hit])
+
+    def clear(self, screen: torch.Tensor, plane: int) -> torch.Tensor:
+        """Make room in ``plane`` for cells at their screen positions ``screen`` (n, 2): the
+        occupants in their way leave, and take their own screen positions too, until none is in
+        the way. Returns the occupants that left (bool over all)."""
+        left = torch.zeros_like(self.gone)
+        while screen.shape[0]:
+            _, hit = self.clashes(screen, screen, plane)
+            self.gone[hit] = True
+            left[hit] = True
+            screen = self.screen[hit]
+        return left
 
 
 def _screen_of(where: torch.Tensor) -> torch.Tensor:
