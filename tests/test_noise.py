@@ -284,9 +284,7 @@ def fresh_clashes(positions: torch.Tensor) -> int:
 
     flat = positions[0].permute(1, 2, 0).reshape(-1, 2)
     height, width = positions.shape[-2:]
-    ys, xs = torch.meshgrid(
-        torch.arange(height * 1.0), torch.arange(width * 1.0), indexing="ij"
-    )
+    ys, xs = torch.meshgrid(torch.arange(height * 1.0), torch.arange(width * 1.0), indexing="ij")
     screen = torch.stack([xs, ys], dim=-1).reshape(-1, 2).double()
     plane = plane_of(flat[:, 1])
     local = torch.stack([flat[:, 0], flat[:, 1] - plane * FRESH_STRIDE], dim=-1)[plane > 0]

@@ -9,8 +9,9 @@ map moved into a copy of the plane far away where nothing on screen clashes
 (the map followed outside the frame). Where the motion squeezes or stretches the map beyond
 ``max_stretch`` (1.5: a singular value of its local Jacobian outside [1/1.5, 1.5]), cells are
 born again at their own grid cell, so the noise stays unit-scale instead of streaking (#19,
-docs/guidance.md). At most ``max_planes`` copies of the plane hold fresh noise; past that the
-emptiest is cleared for the new births (#18, docs/long-videos.md). Direct evaluation costs O(cells * J); the fast path
+docs/guidance.md). At most ``max_planes`` copies of the plane hold fresh noise; past that,
+births clear room in one (#18, docs/long-videos.md). Direct evaluation costs O(cells * J); the
+fast path
 (:class:`wdiff.noise.tiles.TileBank`) reads each position from 4 x 4 spline coefficients of a
 tile of the plane.
 """

@@ -90,7 +90,8 @@ class _Occupants:
         self.local, self.screen, self.plane = local, screen, plane
         self.gone = torch.zeros(plane.shape[0], dtype=torch.bool, device=plane.device)
         reach = torch.arange(-_CLEARANCE, _CLEARANCE + 1, device=plane.device, dtype=torch.float64)
-        self.around = torch.stack(torch.meshgrid(reach, reach, indexing="xy"), dim=-1).reshape(-1, 2)
+        square = torch.meshgrid(reach, reach, indexing="xy")
+        self.around = torch.stack(square, dim=-1).reshape(-1, 2)
 
     def clashes(
         self, local: torch.Tensor, screen: torch.Tensor, plane: int
