@@ -11,9 +11,8 @@ map moved into a copy of the plane far away where nothing on screen clashes
 born again at their own grid cell, so the noise stays unit-scale instead of streaking (#19,
 docs/guidance.md). At most ``max_planes`` copies of the plane hold fresh noise; past that,
 births clear room in one (#18, docs/long-videos.md). Direct evaluation costs O(cells * J); the
-fast path
-(:class:`wdiff.noise.tiles.TileBank`) reads each position from 4 x 4 spline coefficients of a
-tile of the plane.
+fast path (:class:`wdiff.noise.tiles.TileBank`) reads each position from 4 x 4 spline
+coefficients of a tile of the plane.
 """
 
 from __future__ import annotations
