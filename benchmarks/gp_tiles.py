@@ -1,6 +1,7 @@
 """How the GP warper's tile bank grows over a long clip at a large size (#18), frame by frame:
-`wdiff upscale`'s noise alone (the bundled clip resized to the input size and played forward
-then back, DIS flows of the input upscaled ``--scale`` times to the output grid, 3 channels).
+`wdiff upscale`'s noise alone (the bundled clip resized to the input size, bicubic when
+enlarging, and played forward then back; DIS flows of the input upscaled ``--scale`` times to
+the output grid; 3 channels).
 
 Per frame: births (cells given fresh noise: flow invalid or map worn out), cells moved by the
 plane cap (born again to clear room, ``evicted``), fresh planes in use, the share of cells off
@@ -44,7 +45,10 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     low = (width // args.scale, height // args.scale)
     source = open_video("builtin:bunny")
-    resized = [cv2.resize(f, low, interpolation=cv2.INTER_AREA) for f in source.frames()]
+    # bicubic when enlarging: area resampling would make blocks, whose flows fail everywhere
+    enlarge = low[0] > source.info.width
+    method = cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA
+    resized = [cv2.resize(f, low, interpolation=method) for f in source.frames()]
     cycle = resized + resized[-2:0:-1]
     estimator = FlowOptions().estimator()
 

@@ -38,7 +38,9 @@ LIMIT = 1.10  # the longest clip's peak over the shortest's
 def frames(size: tuple[int, int], count: int) -> Iterator[np.ndarray]:
     """``count`` frames of the bundled clip at ``size`` (width, height), forward then back."""
     source = open_video("builtin:bunny")
-    resized = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in source.frames()]
+    # bicubic when enlarging (the --long input): area resampling would make blocks
+    method = cv2.INTER_CUBIC if size[0] > source.info.width else cv2.INTER_AREA
+    resized = [cv2.resize(f, size, interpolation=method) for f in source.frames()]
     cycle = resized + resized[-2:0:-1]
     for index in range(count):
         yield cycle[index % len(cycle)]

@@ -60,14 +60,14 @@ def rehome(
     cells = cells.clone()
     placed = births.clone()
     if (chosen == 0).any():
-        open_ = (chosen == 0).nonzero().squeeze(1)
-        in_way = [
-            others.clashes(born_local[open_], born_screen[open_], plane)[1].numel()
-            for plane in range(1, max_planes + 1)
-        ]
-        plane = 1 + min(range(max_planes), key=in_way.__getitem__)
-        chosen[open_] = plane
-        # everything that goes there now takes its screen position: these never clash together
+        # everything that goes to the plane takes its screen position there: these never clash
+        # together; the plane is the one where that moves the fewest cells on screen
+        leaving = []
+        for plane in range(1, max_planes + 1):
+            own = (chosen == 0) | (chosen == plane)
+            leaving.append(others.clear(born_screen[own], plane, dry=True))
+        plane = 1 + min(range(max_planes), key=lambda k: int(leaving[k].sum()))
+        chosen[chosen == 0] = plane
         own = chosen == plane
         evicted = others.clear(born_screen[own], plane)
         placed[births] = ~own
@@ -112,16 +112,19 @@ class _Occupants:
         hit = found & ((apart - view).abs().amax(dim=-1) > 1.5)
         return hit.any(dim=1), torch.unique(occupant[hit])
 
-    def clear(self, screen: torch.Tensor, plane: int) -> torch.Tensor:
+    def clear(self, screen: torch.Tensor, plane: int, dry: bool = False) -> torch.Tensor:
         """Make room in ``plane`` for cells at their screen positions ``screen`` (n, 2): the
         occupants in their way leave, and take their own screen positions too, until none is in
-        the way. Returns the occupants that left (bool over all)."""
+        the way. Returns the occupants that left (bool over all); ``dry``: only count them."""
+        gone = self.gone.clone()
         left = torch.zeros_like(self.gone)
         while screen.shape[0]:
             _, hit = self.clashes(screen, screen, plane)
             self.gone[hit] = True
             left[hit] = True
             screen = self.screen[hit]
+        if dry:
+            self.gone = gone
         return left
 
 
