@@ -12,19 +12,42 @@ frame; with the default cap they level off.
 
     python benchmarks/gp_tiles.py [--frames 60] [--size 1920x1080] [--scale 2]
         [--max-planes N] [--out benchmarks/results/gp_tiles.json]
+
+``wdiff N ARGS`` runs the CLI with ``GPWarper(max_planes=N)`` as the default instead (there is
+no option for it), to compare restored videos with and without the cap:
+
+    python benchmarks/gp_tiles.py wdiff 1000 upscale low.mp4 --scale 2 --preset fast -o free.mp4
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import cv2
 import torch
 
 
+def run_wdiff(max_planes: int, argv: list[str]) -> int:
+    """The wdiff CLI with ``GPWarper(max_planes=...)`` as the default."""
+    import wdiff.noise.gp as gp
+    from wdiff.cli.entry import main
+
+    original = gp.GPWarper.__init__
+
+    def init(self, *a, **k) -> None:
+        k.setdefault("max_planes", max_planes)
+        original(self, *a, **k)
+
+    gp.GPWarper.__init__ = init
+    return main(argv)
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "wdiff":
+        sys.exit(run_wdiff(int(sys.argv[2]), sys.argv[3:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", default="1920x1080", help="output WIDTHxHEIGHT")
