@@ -29,6 +29,7 @@ from wdiff.config import merge_settings
 from wdiff.errors import Interrupted, WdiffError
 from wdiff.feedback import SILENT, Feedback
 from wdiff.restore.job import RestoreJob, RestoreResult, plan_restore, run_restore
+from wdiff.restore.models import LoadedDenoisers
 from wdiff.restore.report import report_paths
 from wdiff.resume import resume_folder
 from wdiff.video import CONTAINERS, resolve_input
@@ -215,16 +216,19 @@ def run_batch(
     """Run ``entries[i]`` for each i in ``indices`` (default all), in order; an output already
     complete under ``--resume`` is skipped. Ctrl-C (``Interrupted``) stops the batch."""
     outcomes = []
+    denoisers = LoadedDenoisers()  # one model load for the inputs that share it
     for index in range(len(entries)) if indices is None else indices:
         entry = entries[index]
         job = entry.job
         if job is not None:
             feedback.note(f"[{index + 1}/{len(entries)}] {entry.source} -> {job.output}")
-        outcomes.append(_run_one(index, entry, device, feedback))
+        outcomes.append(_run_one(index, entry, device, feedback, denoisers))
     return outcomes
 
 
-def _run_one(index: int, entry: BatchEntry, device, feedback: Feedback) -> Outcome:
+def _run_one(
+    index: int, entry: BatchEntry, device, feedback: Feedback, denoisers: LoadedDenoisers
+) -> Outcome:
     job = entry.job
     if job is None:
         return Outcome(index, entry.source, None, "failed", reason=entry.error)
@@ -236,7 +240,7 @@ def _run_one(index: int, entry: BatchEntry, device, feedback: Feedback) -> Outco
         )
     began = time.perf_counter()
     try:
-        result = run_restore(job, device, feedback)
+        result = run_restore(job, device, feedback, denoisers)
     except WdiffError as error:
         reason = " ".join(str(error).split())
         return Outcome(index, entry.source, job.output, "failed", reason=reason)

@@ -148,10 +148,14 @@ def plan_restore(
 
 
 def run_restore(
-    job: RestoreJob, device: torch.device | str = "cpu", feedback: Feedback = SILENT
+    job: RestoreJob,
+    device: torch.device | str = "cpu",
+    feedback: Feedback = SILENT,
+    denoisers: models.LoadedDenoisers | None = None,
 ) -> RestoreResult:
     """Restore ``job`` on ``device``; the report also goes to ``OUT.report.json`` and
-    ``OUT.frames.csv``. The resume state ``.OUT.resume/`` is removed once the run is done."""
+    ``OUT.frames.csv``. The resume state ``.OUT.resume/`` is removed once the run is done.
+    ``denoisers``: where a batch keeps the model loaded for its next input."""
     check_video_output(job.output)
     for path in (job.output, *report_paths(job.output)):
         check_output(path, job.inputs, job.overwrite)
@@ -159,7 +163,7 @@ def run_restore(
         _check_preview(job)
     # one run per output (and its resume state), and per preview
     with output_locks([job.output, job.preview], feedback.note):
-        return _run_locked(job, torch.device(device), feedback)
+        return _run_locked(job, torch.device(device), feedback, denoisers)
 
 
 def _check_preview(job: RestoreJob) -> None:
@@ -191,7 +195,12 @@ def _check_encoding(output: Path, info: VideoInfo, settings: RestoreSettings) ->
     writer.bit_depth((info.width * factor, info.height * factor))
 
 
-def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> RestoreResult:
+def _run_locked(
+    job: RestoreJob,
+    device: torch.device,
+    feedback: Feedback,
+    denoisers: models.LoadedDenoisers | None = None,
+) -> RestoreResult:
     settings, output = job.settings, job.output
     reader = open_video(job.source, fps=job.fps)
     check_video_output(output, reader.info.frame_count)
@@ -208,7 +217,9 @@ def _run_locked(job: RestoreJob, device: torch.device, feedback: Feedback) -> Re
     estimator = flow.estimator(device)
     cache = flow.cache()
     began = time.perf_counter()
-    denoiser = models.load_denoiser(settings, device)  # before the long work: fails fast
+    # before the long work: fails fast
+    load = models.load_denoiser if denoisers is None else denoisers.get
+    denoiser = load(settings, device)
     _check_prompt(settings, denoiser, feedback)
     stages = {"load_model": time.perf_counter() - began}
     began = time.perf_counter()

@@ -38,6 +38,34 @@ def load_denoiser(settings: RestoreSettings, device: torch.device):
     )
 
 
+class LoadedDenoisers:
+    """The last denoiser loaded, kept for the next input of a batch that loads the same one
+    (#18): an SDXL folder takes seconds to load. A denoiser keeps nothing of a run (its only
+    cache, the prompt embeddings, depends on the prompt alone; a conditioning draw comes from a
+    generator made at each call), so a reused one gives a fresh one's bytes. One is kept at a
+    time: the previous one is let go before another is loaded."""
+
+    def __init__(self):
+        self._key: tuple | None = None
+        self._denoiser = None
+
+    def get(self, settings: RestoreSettings, device: torch.device):
+        """``load_denoiser(settings, device)``, or the one kept from the same arguments."""
+        key = _load_key(settings, device)
+        if key != self._key:
+            self._key, self._denoiser = None, None
+            self._denoiser = load_denoiser(settings, device)
+            self._key = key
+        return self._denoiser
+
+
+def _load_key(settings: RestoreSettings, device: torch.device) -> tuple:
+    """Every setting ``load_denoiser`` reads, and the device."""
+    fields = ("model", "task", "scale", "dtype", "variant", "vae_tiling", "vae_slicing")
+    fields += ("cpu_offload", "noise_level", "seed")
+    return (*(getattr(settings, name) for name in fields), str(device))
+
+
 def _load_folder(path: Path, settings: RestoreSettings, device: torch.device):
     """A diffusers folder run as its own pipeline runs it; other pipelines refused."""
     from wdiff.models.folder import (
