@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--max-planes", type=int, default=None, help="default: the warper's")
     parser.add_argument("--every", type=int, default=1, help="print every N-th frame")
+    parser.add_argument("--device", default="cpu", help="where the warper runs (cuda: its GPU)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -86,7 +87,8 @@ def main() -> None:
     gp.rehome = counted_rehome  # the warper's own rehome, counted
     options = {} if args.max_planes is None else {"max_planes": args.max_planes}
     warper = gp.GPWarper(**options)
-    bank = warper._features(0, 3, torch.device("cpu"))  # the bank init will use, to count it
+    device = torch.empty(0, device=args.device).device  # "cuda" -> "cuda:0", as the warper keys it
+    bank = warper._features(0, 3, device)  # the bank init will use, to count it
     ever: set[int] = set()
     built_new = [0]
     build = bank._build
@@ -98,7 +100,7 @@ def main() -> None:
         return build(key)
 
     bank._build = counted_build
-    state = warper.init((1, 3, low[1] * args.scale, low[0] * args.scale), 0)
+    state = warper.init((1, 3, low[1] * args.scale, low[0] * args.scale), 0, device)
     cells = state.extra.positions[0, 0].numel()
     rows = []
     for index in range(1, args.frames + 1):
@@ -108,10 +110,12 @@ def main() -> None:
         pair = _with_validity(forward, backward)
         parts = []
         for flow, valid in (("backward", "valid_backward"), ("forward", "valid_forward")):
-            parts += upscale_flow(pair[flow], pair[valid], args.scale)
+            parts += upscale_flow(pair[flow].to(device), pair[valid].to(device), args.scale)
         builds, built_new[0], moved = bank.builds, 0, {"births": 0, "evicted": 0}
         start = time.perf_counter()
         state = warper.warp(state, Motion(*parts))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         positions = state.extra.positions[0]
         planes = plane_of(positions[1])
@@ -139,6 +143,7 @@ def main() -> None:
     if args.out:
         summary = {
             "size": args.size,
+            "device": str(device),
             "scale": args.scale,
             "max_planes": warper.max_planes,
             "frames": rows,

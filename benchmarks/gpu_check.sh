@@ -4,7 +4,9 @@
 # a randomly initialised full-size SDXL UNet in bf16 at 1024² (seconds per frame, peak memory), and
 # a smoke run of every diffusers layout wdiff accepts (tiny random folders built on the spot: SDXL
 # inpainting with an EDM scheduler, an fp16-variant folder, SD inpainting, the SD x4 upscaler)
-# through `wdiff inpaint`/`upscale` in fp16 on CUDA, the half-precision path a CPU never takes.
+# through `wdiff inpaint`/`upscale` in fp16 on CUDA, the half-precision path a CPU never takes,
+# and the GP noise of a 1920x1080 upscale over 30 frames on CUDA (seconds a frame with the
+# fresh-plane cap, the cost behind a long 1080p clip, #18).
 # Each part has its own time limit, so one that hangs does not cost the rest. JSON and logs go to
 # $OUT (default benchmarks/results/gpu_check/); a summary line per part is printed at the end.
 #
@@ -35,6 +37,8 @@ part sdxl_cheap 90 "$PY" benchmarks/sdxl_sampling.py --device cuda --mode cheap 
   --steps 10 --out "$OUT/sdxl_sampling_cheap.json"
 part layouts_fp16 120 "$PY" benchmarks/layouts_smoke.py --device cuda --dtype fp16 \
   --out "$OUT/layouts_fp16.json"
+part gp_tiles_1080 90 "$PY" benchmarks/gp_tiles.py --device cuda --frames 30 --every 5 \
+  --out "$OUT/gp_tiles_cuda.json"
 
 printf '%s\n' "${summary[@]}"
 for file in "$OUT"/sdxl_sampling_*.json "$OUT"/layouts_fp16.json; do [ -f "$file" ] && cat "$file"; done
