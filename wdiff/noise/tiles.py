@@ -19,13 +19,13 @@ _KEY_SPAN = 1 << 32  # tile key = tile_x * _KEY_SPAN + tile_y
 ROOM = 4.0  # atlas tiles per tile's worth of positions a frame reads
 SCRATCH = 64  # tiles of the scratch atlas, for a frame that reads more
 # atlas tiles at most (0.43 GB at 3 channels): at 1920x1080 the warped noise of a long clip reads
-# 8,000 tiles a frame by frame 12 (fresh cells spread over a new plane each frame), which the
-# atlas used to hold in memory; the rest now comes through the scratch atlas (#18)
+# up to 14,400 tiles a frame (plane 0 and six fresh planes, planes.MAX_PLANES), which the atlas
+# used to hold in memory; the rest comes through the scratch atlas (#18)
 MAX_ATLAS = 2048
 # spill file bytes at most (about 20,000 tiles at 3 channels), and never more than half the
 # temporary folder's free space when the file is opened: the rest is built again when read, so a
-# long 1920x1080 clip, whose fresh-noise tiles keep growing, cannot fill the disk the output and
-# the resume state are written to (#18)
+# large clip cannot fill the disk the output and the resume state are written to (#18; with the
+# fresh-plane cap a 1920x1080 clip levels off near 15,000 tiles, 3 GB)
 MAX_SPILL = 4 << 30
 
 
