@@ -1,6 +1,6 @@
 """How the GP warper's tile bank grows over a long clip at a large size (#18), frame by frame:
-`wdiff upscale`'s noise alone (the bundled clip resized to the input size, bicubic when
-enlarging, and played forward then back; DIS flows of the input upscaled ``--scale`` times to
+`wdiff upscale`'s noise alone (the clip of `memory.py`: the bundled one resized to the input
+size and played forward then back; DIS flows of the input upscaled ``--scale`` times to
 the output grid; 3 channels).
 
 Per frame: births (cells given fresh noise: flow invalid or map worn out), cells moved by the
@@ -26,28 +26,14 @@ import json
 import sys
 import time
 
-import cv2
 import torch
-
-
-def run_wdiff(max_planes: int, argv: list[str]) -> int:
-    """The wdiff CLI with ``GPWarper(max_planes=...)`` as the default."""
-    import wdiff.noise.gp as gp
-    from wdiff.cli.entry import main
-
-    original = gp.GPWarper.__init__
-
-    def init(self, *a, **k) -> None:
-        k.setdefault("max_planes", max_planes)
-        original(self, *a, **k)
-
-    gp.GPWarper.__init__ = init
-    return main(argv)
+from memory import frames
+from noise_stretch import run_wdiff
 
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "wdiff":
-        sys.exit(run_wdiff(int(sys.argv[2]), sys.argv[3:]))
+        sys.exit(run_wdiff(sys.argv[3:], max_planes=int(sys.argv[2])))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", default="1920x1080", help="output WIDTHxHEIGHT")
@@ -64,16 +50,10 @@ def main() -> None:
     from wdiff.flow.ops import upscale_flow
     from wdiff.flow.video_flow import FlowOptions, _with_validity
     from wdiff.noise.planes import FRESH_STRIDE, plane_of, rehome
-    from wdiff.video import open_video
 
     width, height = (int(v) for v in args.size.split("x"))
     low = (width // args.scale, height // args.scale)
-    source = open_video("builtin:bunny")
-    # bicubic when enlarging: area resampling would make blocks, whose flows fail everywhere
-    enlarge = low[0] > source.info.width
-    method = cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA
-    resized = [cv2.resize(f, low, interpolation=method) for f in source.frames()]
-    cycle = resized + resized[-2:0:-1]
+    clip = list(frames(low, args.frames + 1))
     estimator = FlowOptions().estimator()
 
     moved = {}
@@ -104,7 +84,7 @@ def main() -> None:
     cells = state.extra.positions[0, 0].numel()
     rows = []
     for index in range(1, args.frames + 1):
-        first, second = cycle[(index - 1) % len(cycle)], cycle[index % len(cycle)]
+        first, second = clip[index - 1], clip[index]
         forward = estimator(first[None], second[None]).float()
         backward = estimator(second[None], first[None]).float()
         pair = _with_validity(forward, backward)

@@ -93,16 +93,15 @@ def stats(args: argparse.Namespace) -> None:
             print(json.dumps(head | row), flush=True)
 
 
-def run_wdiff(max_stretch: float | None, argv: list[str]) -> int:
-    """The wdiff CLI with ``GPWarper(max_stretch=...)`` as the default."""
+def run_wdiff(argv: list[str], **defaults) -> int:
+    """The wdiff CLI with ``defaults`` (e.g. ``max_stretch=...``) as GPWarper's defaults."""
     import wdiff.noise.gp as gp
     from wdiff.cli.entry import main
 
     original = gp.GPWarper.__init__
 
     def init(self, *a, **k) -> None:
-        k.setdefault("max_stretch", max_stretch)
-        original(self, *a, **k)
+        original(self, *a, **(defaults | k))
 
     gp.GPWarper.__init__ = init
     return main(argv)
@@ -110,7 +109,7 @@ def run_wdiff(max_stretch: float | None, argv: list[str]) -> int:
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "wdiff":
-        sys.exit(run_wdiff(stretch_value(sys.argv[2]), sys.argv[3:]))
+        sys.exit(run_wdiff(sys.argv[3:], max_stretch=stretch_value(sys.argv[2])))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("video")
     parser.add_argument("--scale", type=int, default=8)

@@ -51,3 +51,20 @@ def sr_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def inpaint_model(tmp_path_factory):
     return _tiny_model(tmp_path_factory, "inpaint")
+
+
+@pytest.fixture
+def model_loads(monkeypatch):
+    """The ``--model`` of every denoiser the restores load (``restore.models.load_denoiser``,
+    still doing its work), in order."""
+    from wdiff.restore import models
+
+    loads = []
+    real = models.load_denoiser
+
+    def counted(settings, device):
+        loads.append(settings.model)
+        return real(settings, device)
+
+    monkeypatch.setattr(models, "load_denoiser", counted)
+    return loads

@@ -61,27 +61,17 @@ def test_two_inputs_two_outputs_a_summary_and_exit_0(tmp_path, sr_model, capfd, 
     assert alone.read_bytes() == written[1].read_bytes()
 
 
-def test_a_batch_loads_its_model_once(tmp_path, sr_model, monkeypatch):
+def test_a_batch_loads_its_model_once(tmp_path, sr_model, model_loads):
     """Inputs that share the model load it once (#18); a failed input in between does not make
     the next one load it again. Each output is still a single run's (the test above)."""
-    from wdiff.restore import models
-
-    loads = []
-    real = models.load_denoiser
-
-    def counted(settings, device):
-        loads.append(settings.model)
-        return real(settings, device)
-
-    monkeypatch.setattr(models, "load_denoiser", counted)
     a, b = clips(tmp_path / "in")
     bad = tmp_path / "in" / "bad.mp4"
     bad.write_bytes(b"not a video")
     args = upscale(sr_model, str(a), str(bad), str(b), "-o", str(tmp_path / "out"), "--quiet")
     assert main(args) == 2
-    assert loads == [str(sr_model)]
+    assert model_loads == [str(sr_model)]
     assert main(["--quiet", *upscale(sr_model, str(a), "-o", str(tmp_path / "a.mp4"))]) == 0
-    assert len(loads) == 2  # a single input loads its own
+    assert len(model_loads) == 2  # a single input model_loads its own
 
 
 def test_a_bad_input_among_good_ones(tmp_path, sr_model, capfd):

@@ -129,19 +129,9 @@ def test_inpaint_and_upscale_from_public_and_fine_tuned_layouts(inpaint_sdxl, sr
     assert (info.width, info.height, info.frame_count) == (32, 24, 3)
 
 
-def test_a_batch_reuses_the_loaded_sdxl_with_single_runs_bytes(sr_sdxl, tmp_path, monkeypatch):
+def test_a_batch_reuses_the_loaded_sdxl_with_single_runs_bytes(sr_sdxl, tmp_path, model_loads):
     """Two inputs through one loaded SDXL (#18): loaded once, and each output byte for byte what
     a run of that input alone, with its own fresh load, writes."""
-    from wdiff.restore import models
-
-    loads = []
-    real = models.load_denoiser
-
-    def counted(settings, device):
-        loads.append(settings.model)
-        return real(settings, device)
-
-    monkeypatch.setattr(models, "load_denoiser", counted)
     (tmp_path / "in").mkdir()
     a = make_clip(tmp_path / "in" / "a.mp4", frames=3, size=(16, 12), audio=False)
     b = make_clip(tmp_path / "in" / "b.mp4", frames=4, size=(16, 12), audio=False)
@@ -149,14 +139,14 @@ def test_a_batch_reuses_the_loaded_sdxl_with_single_runs_bytes(sr_sdxl, tmp_path
     common += ["--quiet", "--no-cache"]
     out = tmp_path / "out"
     assert main(["upscale", str(a), str(b), *common, "-o", str(out)]) == 0
-    assert len(loads) == 1
+    assert len(model_loads) == 1
     written = sorted(path for path in out.glob("*.mp4"))
     assert [path.name.split(".")[0] for path in written] == ["a", "b"]
     for clip, batch_output in zip((a, b), written, strict=True):
         alone = tmp_path / f"{clip.stem}-alone.mp4"
         assert main(["upscale", str(clip), *common, "-o", str(alone)]) == 0
         assert alone.read_bytes() == batch_output.read_bytes()
-    assert len(loads) == 3
+    assert len(model_loads) == 3
 
 
 def test_a_base_sdxl_is_refused_for_restoring_in_one_line(tiny_sdxl, tmp_path, capfd):

@@ -62,14 +62,14 @@ def rehome(
     if (chosen == 0).any():
         # everything that goes to the plane takes its screen position there: these never clash
         # together; the plane is the one where that moves the fewest cells on screen
-        leaving = []
+        leaving = {}
         for plane in range(1, max_planes + 1):
             own = (chosen == 0) | (chosen == plane)
-            leaving.append(others.clear(born_screen[own], plane, dry=True))
-        plane = 1 + min(range(max_planes), key=lambda k: int(leaving[k].sum()))
+            leaving[plane] = others.clear(born_screen[own], plane)
+        plane = min(leaving, key=lambda k: int(leaving[k].sum()))
+        evicted = leaving[plane]
         chosen[chosen == 0] = plane
         own = chosen == plane
-        evicted = others.clear(born_screen[own], plane)
         placed[births] = ~own
         cleared = births.clone()
         cleared[births] = own
@@ -88,17 +88,22 @@ class _Occupants:
 
     def __init__(self, local: torch.Tensor, screen: torch.Tensor, plane: torch.Tensor):
         self.local, self.screen, self.plane = local, screen, plane
-        self.gone = torch.zeros(plane.shape[0], dtype=torch.bool, device=plane.device)
         reach = torch.arange(-_CLEARANCE, _CLEARANCE + 1, device=plane.device, dtype=torch.float64)
         square = torch.meshgrid(reach, reach, indexing="xy")
         self.around = torch.stack(square, dim=-1).reshape(-1, 2)
 
     def clashes(
-        self, local: torch.Tensor, screen: torch.Tensor, plane: int
+        self,
+        local: torch.Tensor,
+        screen: torch.Tensor,
+        plane: int,
+        left: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cells at ``local`` (n, 2) in ``plane``, ``screen`` (n, 2) on screen -> which of them
-        clash (n,) bool, and the occupants they clash with (indices, unique)."""
-        members = ((self.plane == plane) & ~self.gone).nonzero().squeeze(1)
+        clash (n,) bool, and the occupants they clash with (indices, unique); occupants marked
+        in ``left`` (bool over all) do not count."""
+        members = self.plane == plane
+        members = (members if left is None else members & ~left).nonzero().squeeze(1)
         clash = torch.zeros(local.shape[0], dtype=torch.bool, device=local.device)
         if members.numel() == 0 or local.shape[0] == 0:
             return clash, members[:0]
@@ -112,19 +117,15 @@ class _Occupants:
         hit = found & ((apart - view).abs().amax(dim=-1) > 1.5)
         return hit.any(dim=1), torch.unique(occupant[hit])
 
-    def clear(self, screen: torch.Tensor, plane: int, dry: bool = False) -> torch.Tensor:
-        """Make room in ``plane`` for cells at their screen positions ``screen`` (n, 2): the
-        occupants in their way leave, and take their own screen positions too, until none is in
-        the way. Returns the occupants that left (bool over all); ``dry``: only count them."""
-        gone = self.gone.clone()
-        left = torch.zeros_like(self.gone)
+    def clear(self, screen: torch.Tensor, plane: int) -> torch.Tensor:
+        """The occupants that must leave ``plane`` to make room for cells at their screen
+        positions ``screen`` (n, 2): those in their way, which take their own screen positions
+        too, and so on until none is in the way (bool over all occupants)."""
+        left = torch.zeros(self.plane.shape[0], dtype=torch.bool, device=self.plane.device)
         while screen.shape[0]:
-            _, hit = self.clashes(screen, screen, plane)
-            self.gone[hit] = True
+            _, hit = self.clashes(screen, screen, plane, left)
             left[hit] = True
             screen = self.screen[hit]
-        if dry:
-            self.gone = gone
         return left
 
 
