@@ -37,10 +37,11 @@ def rehome(
     consistent neighbour (a pan writing new ground beside the last frame's births) is just the
     field going on. Planes are reused, so their tiles are evaluated once for many frames.
 
-    Born cells that clash in every one of planes 1 to ``max_planes`` go to the plane where the
-    fewest cells stand in their way; those cells are born again with them (and any that would
-    then clash, in turn), and everything placed there this frame takes its own screen position
-    in that plane, so nothing clashes. The tiles a frame reads then stay bounded (#18)."""
+    Born cells that clash in every one of planes 1 to ``max_planes`` go to the plane where
+    making room for them moves the fewest cells: those in their way are born again with them
+    (and any that would then clash, in turn), and everything placed there this frame takes its
+    own screen position in that plane, so nothing clashes. The tiles a frame reads then stay
+    bounded (#18)."""
     cells = positions.permute(0, 2, 3, 1)
     # only cells born before can be in the planes births go to
     earlier = ~births & (plane_of(positions[:, 1]) > 0)
