@@ -33,35 +33,44 @@ demo: setup
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 # The shipped models (docs/models.md), both on --data photos (photographs from Debian packages:
-# make photo-data, as root): SR in one run; inpainting in one run and then stages that go on
-# from the last at a lower learning rate (INPAINT_STAGES: steps:lr each). $(1) is the noise
-# (gp, or white for the twins docs/models.md compares them with); runs land in
-# $(RUNS)/sr-$(1), $(RUNS)/inpaint-$(1) and $(RUNS)/inpaint-$(1)-<stage>; a killed run goes on
-# where it stopped.
+# make photo-data, as root). SR: one run, then stages that train a network of its own for the
+# first noise level beside it (--first-level; SR_FIRST_STAGES, steps:lr each). Inpainting: one
+# run, then stages that go on from the last at a lower learning rate (INPAINT_STAGES). $(1) is
+# the noise (gp, or white for the twins docs/models.md compares them with); runs land in
+# $(RUNS)/sr-$(1), $(RUNS)/sr-$(1)-first-<stage>, $(RUNS)/inpaint-$(1) and
+# $(RUNS)/inpaint-$(1)-<stage>; a killed run goes on where it stopped.
 SR_STEPS ?= 6000
+SR_FIRST_STAGES ?= 3000:2e-4 3000:1e-4
 INPAINT_STEPS ?= 2000
 INPAINT_STAGES ?= 3000:2e-4 3000:1e-4 3000:5e-5
 RUNS ?= runs
 FINETUNE = WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --data photos
 RESUME = $$(test -f $(1)/checkpoint/state.json && echo --resume)
-define train_models
-	$(FINETUNE) --task sr --noise $(1) --train-steps $(SR_STEPS) \
-		--out $(RUNS)/sr-$(1) $(call RESUME,$(RUNS)/sr-$(1))
-	$(FINETUNE) --task inpaint --noise $(1) --train-steps $(INPAINT_STEPS) \
-		--out $(RUNS)/inpaint-$(1) $(call RESUME,$(RUNS)/inpaint-$(1))
-	previous=$(RUNS)/inpaint-$(1); stage=1; \
-	for steps_lr in $(INPAINT_STAGES); do \
-		out=$(RUNS)/inpaint-$(1)-$$stage; \
-		$(FINETUNE) --task inpaint --noise $(1) --init $$previous --lr $${steps_lr##*:} \
+# stages after run $(2) (task $(1), noise $(3)): $(4) steps:lr each, $(5) what each starts from
+# (the shell's $$previous: the run before it), landing in $(2)-$(6)<stage>
+define train_stages
+	previous=$(2); stage=1; \
+	for steps_lr in $(4); do \
+		out=$(2)-$(6)$$stage; \
+		$(FINETUNE) --task $(1) --noise $(3) $(5) --lr $${steps_lr##*:} \
 			--train-steps $${steps_lr%%:*} --out $$out $(call RESUME,$$out) || exit 1; \
 		previous=$$out; stage=$$((stage + 1)); \
 	done
+endef
+define train_models
+	$(FINETUNE) --task sr --noise $(1) --train-steps $(SR_STEPS) \
+		--out $(RUNS)/sr-$(1) $(call RESUME,$(RUNS)/sr-$(1))
+	$(call train_stages,sr,$(RUNS)/sr-$(1),$(1),$(SR_FIRST_STAGES),--init $(RUNS)/sr-$(1) --first-level $$previous,first-)
+	$(FINETUNE) --task inpaint --noise $(1) --train-steps $(INPAINT_STEPS) \
+		--out $(RUNS)/inpaint-$(1) $(call RESUME,$(RUNS)/inpaint-$(1))
+	$(call train_stages,inpaint,$(RUNS)/inpaint-$(1),$(1),$(INPAINT_STAGES),--init $$previous,)
 endef
 
 train-builtin: setup photo-data
 	$(call train_models,gp)
 	mkdir -p wdiff/models/weights
-	cp $(RUNS)/sr-gp/model.safetensors wdiff/models/weights/sr.safetensors
+	cp $(RUNS)/sr-gp-first-$(words $(SR_FIRST_STAGES))/model.safetensors \
+		wdiff/models/weights/sr.safetensors
 	cp $(RUNS)/inpaint-gp-$(words $(INPAINT_STAGES))/model.safetensors \
 		wdiff/models/weights/inpaint.safetensors
 

@@ -229,3 +229,59 @@ def test_top_share_is_recorded_and_checked(tmp_path):
     bad = tmp_path / "bad"
     assert main(["finetune", "--out", str(bad), *tiny, "--top-share", "1.5"]) == 2
     assert not bad.exists()
+
+
+def test_a_first_level_network_denoises_sigma_max_alone(tmp_path):
+    """A net with a first-level network: items at sigma_max get that network's output, items
+    at any lower level the net's own, each item of a mixed batch its own; the pair saves and
+    loads back whole, and a file without one loads without one."""
+    tiny = ARCHITECTURES["builtin-tiny"]
+    config = BuiltinConfig(task="sr", residual=True, sigma_data=0.1, sigma_max=20.0, **tiny)
+    torch.manual_seed(0)
+    own, first = BuiltinNet(config).eval(), BuiltinNet(config).eval()
+    net = BuiltinNet(config, config).eval()
+    net.load_state_dict(own.state_dict() | {f"first.{k}": v for k, v in first.state_dict().items()})
+    x, cond = torch.randn(2, 3, 16, 16), torch.rand(2, 3, 16, 16) * 2 - 1
+    top, low = torch.tensor([20.0, 20.0]), torch.tensor([0.5, 0.5])
+    mixed = torch.tensor([20.0, 0.5])
+    with torch.no_grad():
+        assert torch.equal(net(x, top, cond), first(x, top, cond))
+        assert torch.equal(net(x, low, cond), own(x, low, cond))
+        assert not torch.allclose(first(x, top, cond), own(x, top, cond), atol=1e-3)
+        out = net(x, mixed, cond)
+        assert torch.equal(out[:1], first(x, top, cond)[:1])
+        assert torch.equal(out[1:], own(x, low, cond)[1:])
+    net.save(tmp_path / "pair.safetensors")
+    loaded, metadata = BuiltinNet.load(tmp_path / "pair.safetensors")
+    assert "first_config" in metadata and loaded.first is not None
+    with torch.no_grad():
+        assert torch.equal(loaded(x, mixed, cond), out)
+    own.save(tmp_path / "one.safetensors")
+    assert BuiltinNet.load(tmp_path / "one.safetensors")[0].first is None
+
+
+def test_a_first_level_run_trains_only_the_first_network(tmp_path):
+    """--first-level: the written model keeps --init's network bit for bit and holds a
+    first-level network that started from the given model and moved; without --init, or with
+    --top-share, it is refused in one line before anything is written."""
+    tiny = ["--train-steps", "2", "--batch-size", "2", "--crop", "16"]
+    base = tmp_path / "base"
+    assert main(["finetune", "--out", str(base), "--arch", "builtin-tiny", *tiny]) == 0
+    start, _ = BuiltinNet.load(base / "model.safetensors")
+    run = tmp_path / "first"
+    args = ["finetune", "--out", str(run), *tiny, "--lr", "1e-2", "--init", str(base)]
+    assert main([*args, "--first-level", str(base)]) == 0
+    after, _ = BuiltinNet.load(run / "model.safetensors")
+    own = {k: v for k, v in after.state_dict().items() if not k.startswith("first.")}
+    assert all(torch.equal(own[k], v) for k, v in start.state_dict().items())
+    assert after.first is not None and after.first.config.p_top == 1.0
+    moved = [
+        (a - b).abs().max().item()
+        for a, b in zip(after.first.parameters(), start.parameters(), strict=True)
+    ]
+    assert max(moved) > 1e-4
+    for extra in (["--top-share", "0.5"], []):
+        bad = tmp_path / "bad"
+        command = ["finetune", "--out", str(bad), *tiny, "--first-level", str(base), *extra]
+        command += ["--init", str(base)] if extra else []
+        assert main(command) == 2 and not bad.exists()

@@ -24,6 +24,8 @@ from wdiff.errors import Interrupted, WdiffError
         "  wdiff finetune --task inpaint --data frames/ --out runs/inp --resume\n\n"
         "  wdiff finetune --task sr --init builtin:sr --data frames/ --out runs/sr-mine "
         "--train-steps 1000 --top-share 0.25\n\n"
+        "  wdiff finetune --task sr --init builtin:sr --first-level runs/sr-mine "
+        "--data frames/ --out runs/sr-first --train-steps 2000\n\n"
         "  accelerate launch -m wdiff finetune --task sr --out runs/sr --batch-size 64"
     ),
     renamed=(
@@ -81,6 +83,16 @@ def finetune(
             max=1.0,
         ),
     ] = None,
+    first_level: Annotated[
+        str | None,
+        typer.Option(
+            "--first-level",
+            help="Built-in models: train a second network for the highest noise level alone "
+            "(where sampling starts; all that a one-step upscale uses), starting from this "
+            "model's weights, and write it beside --init's network, which is kept as it is "
+            "and denoises every other level.",
+        ),
+    ] = None,
 ) -> None:
     from wdiff.progress import progress_bar
     from wdiff.training import TrainSettings
@@ -103,6 +115,7 @@ def finetune(
         resume=resume,
         init=init,
         top_share=top_share,
+        first_level=first_level,
         cpu=options.torch_device().type == "cpu",
     )
     with progress_bar(f"finetune {task} ({noise} noise)", train_steps, options.quiet) as advance:

@@ -20,6 +20,7 @@ from wdiff.tasks import Inpainting, SuperResolution
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 TASKS = ("sr", "inpaint")
+FIRST_LEVEL_TOLERANCE = 1e-4  # sigmas this close below sigma_max are the first level
 COND_CHANNELS = {"sr": 3, "inpaint": 4}
 
 
@@ -65,13 +66,18 @@ ARCHITECTURES = {
 
 
 class BuiltinNet(torch.nn.Module):
-    """``D(x, sigma, cond) = c_skip x + c_out F(c_in x, cond, c_noise)`` (Karras et al. 2022)."""
+    """``D(x, sigma, cond) = c_skip x + c_out F(c_in x, cond, c_noise)`` (Karras et al. 2022).
 
-    def __init__(self, config: BuiltinConfig):
+    ``first``, when set, is a second network of its own for the first noise level (sigma_max,
+    where a sample starts and all that ``--steps 1`` sees; eDiff-I's expert denoisers, with one
+    expert): it denoises the items at sigma_max, this one every other level."""
+
+    def __init__(self, config: BuiltinConfig, first_config: BuiltinConfig | None = None):
         super().__init__()
         from diffusers import UNet2DModel
 
         self.config = config
+        self.first = BuiltinNet(first_config) if first_config is not None else None
         fold = config.patch**2
         levels = len(config.block_out_channels)
         self.unet = UNet2DModel(
@@ -87,6 +93,18 @@ class BuiltinNet(torch.nn.Module):
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, 3, H, W)`` noisy, sigma scalar or ``(B,)``, cond ``(B, k, H, W)``; H and W
         multiples of ``config.multiple``. A residual model denoises ``x - cond[:, :3]``."""
+        if self.first is not None:
+            sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).reshape(-1)
+            sigma = sigma.expand(x.shape[0])
+            at_first = sigma >= self.config.sigma_max * (1 - FIRST_LEVEL_TOLERANCE)
+            if at_first.all():
+                return self.first(x, sigma, cond)
+            if at_first.any():
+                first, other = self.first(x, sigma, cond), self._denoise(x, sigma, cond)
+                return torch.where(at_first.view(-1, 1, 1, 1), first, other)
+        return self._denoise(x, sigma, cond)
+
+    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         sd = self.config.sigma_data
         base = cond[:, :3].to(x.dtype) if self.config.residual else None
         if base is not None:
@@ -111,6 +129,8 @@ class BuiltinNet(torch.nn.Module):
         info = {"config": json.dumps(asdict(self.config))} | {
             key: str(value) for key, value in (metadata or {}).items()
         }
+        if self.first is not None:
+            info["first_config"] = json.dumps(asdict(self.first.config))
         state = {key: value.contiguous() for key, value in self.state_dict().items()}
         save_file(state, str(path), metadata=info)
 
@@ -130,9 +150,8 @@ class BuiltinNet(torch.nn.Module):
         if "config" not in metadata:
             raise WdiffError(f"{path}: not a wdiff built-in model (no config in its metadata)")
         try:
-            config = json.loads(metadata["config"])
-            config["block_out_channels"] = tuple(config["block_out_channels"])
-            net = cls(BuiltinConfig(**config))
+            parts = ("config", "first_config")
+            net = cls(*[_config(metadata[key]) for key in parts if key in metadata])
         except (ValueError, TypeError, KeyError) as error:  # JSON, unknown or missing fields
             raise WdiffError(f"{path}: its model config is damaged ({error}); {advice}") from error
         try:
@@ -143,6 +162,12 @@ class BuiltinNet(torch.nn.Module):
                 f"{path}: its weights do not fit its config ({summary}); {advice}"
             ) from error
         return net.eval().requires_grad_(False), metadata
+
+
+def _config(text: str) -> BuiltinConfig:
+    config = json.loads(text)
+    config["block_out_channels"] = tuple(config["block_out_channels"])
+    return BuiltinConfig(**config)
 
 
 class BuiltinDenoiser:

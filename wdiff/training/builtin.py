@@ -3,8 +3,9 @@
 Per step: crops ``y`` in [-1, 1]; the observation from the task (SR: area-downsampled by a scale
 drawn from 2, 4, 8, then bicubic-upsampled; inpainting: a random free-form/box mask); a noise
 level ``ln sigma ~ N(p_mean, p_std^2)`` (the model config's; -1.2 and 1.2 by default), or
-sigma_max for a share ``p_top`` of the items (``--top-share``; 0 by default); noise GP
-or white; the loss
+sigma_max for a share ``p_top`` of the items (``--top-share``; 0 by default; all of them for
+a first-level network, ``--first-level``, which trains beside the ``--init`` model's network and
+leaves it as it is); noise GP or white; the loss
 ``(sigma^2 + sd^2) / (sigma sd)^2 * |D(y + sigma n, sigma, cond) - y|^2`` (Karras et al. 2022).
 AdamW with a 200-step warm-up; the EMA of the weights is what is saved.
 """
@@ -61,27 +62,47 @@ def edm_loss(
     return (weight * (denoised - clean) ** 2).mean()
 
 
-def initial_net(settings: TrainSettings):
-    """The model ``settings.init`` names (``builtin:TASK``, a run folder or a model file), to
-    train on from its weights: its architecture, preconditioning and noise-level draws, with
+def initial_net(settings: TrainSettings, name: str, option: str = "--init"):
+    """The model ``name`` (given as ``option``: ``builtin:TASK``, a run folder or a model file),
+    to train on from its weights: its architecture, preconditioning and noise-level draws, with
     ``settings.noise``."""
     from dataclasses import replace
 
     from wdiff.models.builtin import BuiltinNet, model_file
 
-    path = model_file(settings.init)
+    path = model_file(name)
     if not path.is_file():
         raise WdiffError(
-            f"--init {settings.init}: no such model; give builtin:sr, builtin:inpaint, a "
+            f"{option} {name}: no such model; give builtin:sr, builtin:inpaint, a "
             "`wdiff finetune` run folder or its model.safetensors"
         )
     net, _ = BuiltinNet.load(path)
     if net.config.task != settings.task:
         raise WdiffError(
-            f"--init {settings.init}: trained for {net.config.task}, not --task {settings.task}"
+            f"{option} {name}: trained for {net.config.task}, not --task {settings.task}"
         )
     net.config = replace(net.config, noise=settings.noise, p_top=0.0)  # --top-share sets it
     return net.train().requires_grad_(True)
+
+
+def with_first_level(net, settings: TrainSettings):
+    """``net`` (kept as it is) with a first-level network to train beside it, initialised from
+    the model ``settings.first_level`` names: its own first-level network if it has one."""
+    from dataclasses import replace
+
+    source = initial_net(settings, settings.first_level, "--first-level")
+    first = source.first if source.first is not None else source
+    first.first = None
+    fixed = ("residual", "sigma_data", "sigma_max", "patch")
+    if any(getattr(first.config, key) != getattr(net.config, key) for key in fixed):
+        raise WdiffError(
+            f"--first-level {settings.first_level}: its {', '.join(fixed)} differ from --init "
+            f"{settings.init}'s; give a model of the same kind"
+        )
+    first.config = replace(first.config, noise=settings.noise, p_top=1.0)
+    net.requires_grad_(False)
+    net.first = first.train().requires_grad_(True)
+    return net
 
 
 def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> dict:
@@ -101,8 +122,10 @@ def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> d
 
     torch.manual_seed(settings.seed)
     if settings.init:
-        net = initial_net(settings)
+        net = initial_net(settings, settings.init)
         config = net.config
+        if settings.first_level:
+            net = with_first_level(net, settings)
     else:
         config = BuiltinConfig(
             task=settings.task,
@@ -113,8 +136,10 @@ def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> d
         net = BuiltinNet(config)
     if settings.top_share is not None:
         config.p_top = settings.top_share
+    p_top = 1.0 if settings.first_level else config.p_top
     ema = EMAModel(net.parameters(), decay=settings.ema_decay)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=0.0)
+    trained = [parameter for parameter in net.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=settings.lr, weight_decay=0.0)
     accelerator = Accelerator(cpu=settings.cpu)
     net, optimizer = accelerator.prepare(net, optimizer)
     accelerator.register_for_checkpointing(ema)
@@ -134,7 +159,7 @@ def finetune_builtin(settings: TrainSettings, report: Report | None = None) -> d
             config.sigma_data,
             config.p_mean,
             config.p_std,
-            config.p_top,
+            p_top,
             config.sigma_max,
         )
 

@@ -28,6 +28,8 @@ class TrainSettings:
     init: str | None = None  # built-in models: start from this model's weights
     # built-in models: the share of training items at sigma_max (None: the model config's, 0)
     top_share: float | None = None
+    # built-in models: train a first-level network, initialised from this model, beside --init's
+    first_level: str | None = None
 
 
 def check_settings(settings: TrainSettings) -> None:
@@ -48,5 +50,15 @@ def check_settings(settings: TrainSettings) -> None:
             raise WdiffError(f"{option} {value}: use 1 or more")
     if settings.top_share is not None and not 0 <= settings.top_share <= 1:
         raise WdiffError(f"--top-share {settings.top_share}: use 0 to 1")
+    if settings.first_level is not None and settings.init is None:
+        raise WdiffError(
+            f"--first-level {settings.first_level}: give --init too, the model that keeps "
+            "every other noise level"
+        )
+    if settings.first_level is not None and settings.top_share is not None:
+        raise WdiffError(
+            f"--top-share {settings.top_share}: a --first-level run trains at sigma_max alone; "
+            "leave --top-share out"
+        )
     if settings.crop < 16 or settings.crop % 8:
         raise WdiffError(f"--crop {settings.crop}: use a multiple of 8, 16 or more")
