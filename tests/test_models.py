@@ -262,8 +262,9 @@ def test_a_first_level_network_denoises_sigma_max_alone(tmp_path):
 
 def test_a_first_level_run_trains_only_the_first_network(tmp_path):
     """--first-level: the written model keeps --init's network bit for bit and holds a
-    first-level network that started from the given model and moved; without --init, or with
-    --top-share, it is refused in one line before anything is written."""
+    first-level network that started from the given model and moved (or from random weights of
+    a named architecture); without --init, or with --top-share, it is refused in one line
+    before anything is written."""
     tiny = ["--train-steps", "2", "--batch-size", "2", "--crop", "16"]
     base = tmp_path / "base"
     assert main(["finetune", "--out", str(base), "--arch", "builtin-tiny", *tiny]) == 0
@@ -280,6 +281,13 @@ def test_a_first_level_run_trains_only_the_first_network(tmp_path):
         for a, b in zip(after.first.parameters(), start.parameters(), strict=True)
     ]
     assert max(moved) > 1e-4
+    fresh = tmp_path / "fresh"
+    assert main([*args[:2], str(fresh), *args[3:], "--first-level", "builtin-small"]) == 0
+    after, _ = BuiltinNet.load(fresh / "model.safetensors")
+    assert after.first.config.block_out_channels == ARCHITECTURES["builtin-small"].get(
+        "block_out_channels", BuiltinConfig().block_out_channels
+    )
+    assert after.config.block_out_channels == start.config.block_out_channels
     for extra in (["--top-share", "0.5"], []):
         bad = tmp_path / "bad"
         command = ["finetune", "--out", str(bad), *tiny, "--first-level", str(base), *extra]

@@ -89,8 +89,8 @@ def finetune(
             "--first-level",
             help="Built-in models: train a second network for the highest noise level alone "
             "(where sampling starts; all that a one-step upscale uses), starting from this "
-            "model's weights, and write it beside --init's network, which is kept as it is "
-            "and denoises every other level.",
+            "model's weights (or random weights of this --arch), and write it beside --init's "
+            "network, which is kept as it is and denoises every other level.",
         ),
     ] = None,
 ) -> None:

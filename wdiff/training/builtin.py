@@ -87,12 +87,21 @@ def initial_net(settings: TrainSettings, name: str, option: str = "--init"):
 
 def with_first_level(net, settings: TrainSettings):
     """``net`` (kept as it is) with a first-level network to train beside it, initialised from
-    the model ``settings.first_level`` names: its own first-level network if it has one."""
+    the model ``settings.first_level`` names (its own first-level network if it has one), or
+    random weights of the architecture it names (with ``net``'s preconditioning)."""
     from dataclasses import replace
 
-    source = initial_net(settings, settings.first_level, "--first-level")
-    first = source.first if source.first is not None else source
-    first.first = None
+    from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
+
+    name = settings.first_level
+    if name in ARCHITECTURES:
+        shape = ("block_out_channels", "layers_per_block", "norm_num_groups")
+        default = {key: getattr(BuiltinConfig(), key) for key in shape}
+        first = BuiltinNet(replace(net.config, **(default | ARCHITECTURES[name])))
+    else:
+        source = initial_net(settings, name, "--first-level")
+        first = source.first if source.first is not None else source
+        first.first = None
     fixed = ("residual", "sigma_data", "sigma_max", "patch")
     if any(getattr(first.config, key) != getattr(net.config, key) for key in fixed):
         raise WdiffError(
