@@ -1,6 +1,7 @@
 """Reader/writer round trips, audio, rotation, frame folders, masks, atomic writes."""
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -42,6 +43,17 @@ def test_round_trip_keeps_count_size_fps_and_audio(tmp_path, fps, suffix):
     assert abs(audio_seconds(target) - back.info.duration) <= float(1 / fps)
     # a second 4:2:0 generation (the reader upsamples chroma fully, closer to the source)
     assert min(psnr(a, b) for a, b in zip(frames, reader.frames(), strict=True)) > 33
+
+
+def test_names_with_a_colon_are_files_not_urls(tmp_path, monkeypatch):
+    """``take-2:a.mp4`` (relative, as a user types it) is read and written as a file; FFmpeg
+    would take ``take-2`` for a protocol and fail."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "in-1:b.mp4", frames=6, size=(64, 48))
+    reader = copy_video(Path("in-1:b.mp4"), Path("take-2:a.mp4"))
+    back = open_video(Path("take-2:a.mp4"))
+    assert back.info.frame_count == reader.info.frame_count == 6 and back.info.has_audio
+    assert len(list(back.frames())) == 6
 
 
 def test_audio_is_reencoded_when_the_container_cannot_carry_it(tmp_path):

@@ -119,6 +119,12 @@ class FileVideoReader(VideoReader):
         return ((array.astype(np.uint32) * DEEP_WHITE + 32767) // 65535).astype(np.uint16)
 
 
+def ffmpeg_name(path: Path | str) -> str:
+    """``path`` as FFmpeg should get it: absolute, so that a name such as ``take-2:a.mp4`` is
+    not read as a URL of protocol ``take-2``."""
+    return str(Path(path).absolute())
+
+
 def _reason(error: Exception) -> str:
     text = getattr(error, "strerror", None) or str(error)
     return text.strip().rstrip(".")
@@ -127,7 +133,7 @@ def _reason(error: Exception) -> str:
 @contextlib.contextmanager
 def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(ffmpeg_name(path), metadata_errors="ignore")
     except av.error.EOFError as error:
         raise WdiffError(
             f"{path}: ends before any video frame (no frames, or truncated); "

@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import av
 
+from wdiff.video.container import ffmpeg_name
 from wdiff.video.info import VideoInfo
 
 # Audio codecs each container can carry as they are; anything else is re-encoded to AAC.
@@ -43,7 +44,7 @@ class StreamCopier:
         offset: float,
         warn: Callable[[str], None],
     ):
-        self._input = av.open(str(source.path), metadata_errors="ignore")
+        self._input = av.open(ffmpeg_name(source.path), metadata_errors="ignore")
         self._output = output
         self._offset = offset
         self._tracks: dict[int, _Track] = {}

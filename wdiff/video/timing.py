@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import av
 
+from wdiff.video.container import ffmpeg_name
 from wdiff.video.info import VideoInfo
 
 
@@ -30,7 +31,7 @@ def frame_times(info: VideoInfo) -> FrameTimes | None:
     when the packets do not give one time per frame (the output is then at ``info.fps``)."""
     if info.is_folder:
         return None
-    with av.open(str(info.path), metadata_errors="ignore") as container:
+    with av.open(ffmpeg_name(info.path), metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         time_base = Fraction(stream.time_base)
         stamps = []

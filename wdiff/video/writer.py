@@ -15,6 +15,7 @@ import numpy as np
 from wdiff.errors import WdiffError
 from wdiff.outputs import atomic_output
 from wdiff.video.colour import Colour, default_colour
+from wdiff.video.container import ffmpeg_name
 from wdiff.video.encoding import Encoding, check_choice, choose_encoding
 from wdiff.video.images import write_png
 from wdiff.video.info import CONTAINERS, IMAGE_SUFFIXES, VideoInfo
@@ -209,7 +210,7 @@ class VideoWriter:
         if container_format == "matroska":  # else random SegmentUID/TrackUID every run
             options["fflags"] = "+bitexact"
         self._container = av.open(
-            str(self._temporary), "w", format=container_format, options=options
+            ffmpeg_name(self._temporary), "w", format=container_format, options=options
         )
         self._times = frame_times(source) if source is not None else None
         self._stream = self._add_video_stream(width, height)
