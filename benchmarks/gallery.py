@@ -4,8 +4,9 @@ Each strip is a PNG under ``--out-dir`` (docs/gallery/), one row per image, each
 with its PSNR (dB, RGB) against the original, on the pixels the panel shows:
 
 - super-resolution, x8 and x4: bicubic upsampling of the low-res input | each ``--model-sr`` |
-  original. The outputs are ``wdiff upscale``; bicubic is ``SuperResolution.upsample``, the
-  image the models are conditioned on;
+  each one's one-step estimate (``--steps 1``; ``--no-one-step`` leaves them out) | original.
+  The outputs are ``wdiff upscale``; bicubic is ``SuperResolution.upsample``, the image the
+  models are conditioned on;
 - inpainting: the masked input (hole at mid-grey) | each ``--model-inpaint`` | original, PSNR
   inside the hole (and outside it, "rest", where an output does not keep the known pixels);
   the outputs are ``wdiff inpaint``.
@@ -83,6 +84,20 @@ def model_spec(spec: str) -> tuple[str, str]:
         return "builtin", spec
     path = Path(spec)
     return (path.name if path.is_dir() else path.stem), spec
+
+
+def sr_columns(args, steps: int) -> list[tuple[str, str, list]]:
+    """(column name, ``--model``, ``--steps``) of each SR column: each ``--model-sr`` sampled
+    with ``steps`` (None: its preset's), then, with ``--one-step``, each one's one-step
+    estimate."""
+    columns = [(name, model, steps) for name, model in args.model_sr]
+    if args.one_step:
+        columns += [(f"{name}, 1 step", model, 1) for name, model in args.model_sr]
+    return columns
+
+
+def steps_option(steps: int | None) -> list:
+    return [] if steps is None else ["--steps", steps]
 
 
 def read_frames(path: Path) -> np.ndarray:
@@ -185,11 +200,11 @@ def clip_strips(args, wdiff: Runner, work: Path, strips: dict) -> None:
         lows = read_frames(low)
         height, width = lows.shape[1] * scale, lows.shape[2] * scale
         outputs = {}
-        for number, (name, model) in enumerate(args.model_sr):
+        for number, (name, model, steps) in enumerate(sr_columns(args, None)):
             out = work / f"clip-x{scale}-{number}"
             wdiff(
                 "upscale", low, "--scale", scale, "--preset", args.clip_preset,
-                "--model", model, "-o", out, restore=True,
+                *steps_option(steps), "--model", model, "-o", out, restore=True,
             )  # fmt: skip
             outputs[name] = read_frames(out)[args.frames]
         # panels: columns --clip-crop of the frames (bicubic from the whole low-res frame)
@@ -251,18 +266,19 @@ def photo_strips(args, wdiff: Runner, work: Path, strips: dict) -> None:
     for index, truth in zip(args.photos, truths, strict=True):
         files.append(write_image(work / f"photo-{index}.png", truth))
     steps = ("--steps", args.steps)
+    columns = sr_columns(args, args.steps)
     for scale in SCALES:
-        outputs = {name: [] for name, _ in args.model_sr}
+        outputs = {name: [] for name, _, _ in columns}
         lows = []
         for file, truth in zip(files, truths, strict=True):
             # what `wdiff degrade` does to each frame, without a child per crop
             lows.append(tensor_to_frames(SuperResolution(scale).degrade(frames_to_tensor(truth))))
             low = write_image(work / f"{file.stem}-low-x{scale}.png", lows[-1][0])
-            for number, (name, model) in enumerate(args.model_sr):
+            for number, (name, model, column_steps) in enumerate(columns):
                 out = work / f"{file.stem}-x{scale}-{number}.png"
                 wdiff(
-                    "upscale", low, "--scale", scale, *steps, "--model", model, "-o", out,
-                    restore=True,
+                    "upscale", low, "--scale", scale, *steps_option(column_steps),
+                    "--model", model, "-o", out, restore=True,
                 )  # fmt: skip
                 outputs[name].append(read_frames(out)[0])
         low_all = frames_to_tensor(np.concatenate(lows))
@@ -317,6 +333,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="photographs: Euler steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of wdiff")
+    parser.add_argument(
+        "--one-step", action=argparse.BooleanOptionalAction, default=True,
+        help="super-resolution: also each model's one-step estimate (--steps 1)",
+    )  # fmt: skip
     parser.add_argument("--skip-clip", action="store_true")
     parser.add_argument("--skip-photos", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=Path("docs/gallery"))
@@ -342,6 +362,7 @@ def main() -> None:
         "photos": args.photos,
         "crop": args.crop,
         "steps": args.steps,
+        "one_step": args.one_step,
         "seed": args.seed,
         "units": "PSNR in dB on RGB against the original, on the pixels each panel shows; "
         "inpainting: inside the hole, and outside it (null: the known pixels kept exactly)",
