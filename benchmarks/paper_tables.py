@@ -42,7 +42,7 @@ from wdiff.datasets import sample_images
 from wdiff.evaluate import score_video
 from wdiff.flow import estimate_video_flows, make_estimator
 from wdiff.flow.field import FlowField
-from wdiff.flow.ops import consistency_mask
+from wdiff.flow.ops import consistency_mask, resize_flow
 from wdiff.restore import load_denoiser, restore
 from wdiff.tasks import SuperResolution
 from wdiff.video import FrameFolderReader, MaskReader, frames_to_tensor, tensor_to_frames
@@ -308,6 +308,15 @@ def bicubic_row(low_folder: Path, scale: int, truth_folder, score_field, work: P
     }
 
 
+def reduced_field(field: FlowField, size: tuple[int, int]) -> FlowField:
+    """``field`` on a grid of ``size`` (width, height), its flows scaled to match; validity by
+    nearest neighbour."""
+    tensors = field.tensors()
+    forward, valid_forward = resize_flow(tensors["forward"], tensors["valid_forward"], size)
+    backward, valid_backward = resize_flow(tensors["backward"], tensors["valid_backward"], size)
+    return FlowField(forward, backward, valid_forward, valid_backward)
+
+
 def clip_experiment(args, work: Path, denoiser, scale: int, done: dict, save) -> dict:
     """Every row on every clip at ``scale``x to ``args.clip_size``; per-clip results in
     ``done`` (``{clip: {row: result}}``, saved after each row by ``save``, so a rerun goes on
@@ -327,9 +336,13 @@ def clip_experiment(args, work: Path, denoiser, scale: int, done: dict, save) ->
 
             shutil.rmtree(folder)
         truth_folder = write_folder(folder / "truth", truth)
-        low_folder = write_folder(folder / "low", downsample(truth, scale))
-        input_field, _ = estimate_video_flows(FrameFolderReader(low_folder, FPS), estimator)
+        low = downsample(truth, scale)
+        low_folder = write_folder(folder / "low", low)
         score_field, _ = estimate_video_flows(FrameFolderReader(truth_folder, FPS), estimator)
+        if args.clip_flows == "originals":  # an oracle: the flows the scores use, on the input grid
+            input_field = reduced_field(score_field, (low.shape[2], low.shape[1]))
+        else:
+            input_field, _ = estimate_video_flows(FrameFolderReader(low_folder, FPS), estimator)
         if BICUBIC not in results:
             results[BICUBIC] = bicubic_row(low_folder, scale, truth_folder, score_field, folder)
             results[BICUBIC]["seconds_per_frame"] = 0.0
@@ -460,6 +473,11 @@ def main() -> None:
     parser.add_argument("--clip-size", default="640x360", help="output WIDTHxHEIGHT")
     parser.add_argument("--clip-scales", type=int, nargs="+", default=[8, 4])
     parser.add_argument(
+        "--clip-flows", choices=["input", "originals"], default="input",
+        help="what the sampler follows: the input's own DIS flows (as upscale) or, as an "
+        "oracle, the originals' (the flows the scores use) reduced to the input's grid",
+    )  # fmt: skip
+    parser.add_argument(
         "--only", choices=["shifted", "clips"], help="run one part; the other is kept from --json"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -526,6 +544,7 @@ def write_markdown(args, results: dict, figure: Path) -> None:
         f"{clip_args['clip_frames']} --clip-size {clip_args['clip_size']} --clip-scales "
         f"{' '.join(str(v) for v in clip_args['clip_scales'])} "
         f"--sr-model {args.sr_model} --inpaint-model {args.inpaint_model}"
+        + (" --clip-flows originals" if clip_args.get("clip_flows") == "originals" else "")
     )
     parts = [
         "# Results: the paper's experiments with the built-in models",
@@ -560,8 +579,14 @@ def write_markdown(args, results: dict, figure: Path) -> None:
             "",
             f"{clip_args['clip_frames']} frames of each clip ({sources}; clips smaller than "
             "the output size are used at their own width), none of them seen in training or "
-            "used to tune; flows estimated on the low-res input by DIS as `wdiff upscale` "
-            "does, scores with DIS flows of the ground truth. Averaged over the clips:",
+            "used to tune; "
+            + (
+                "the sampler given the ground truth's DIS flows reduced to the input's grid "
+                "(an oracle, `--clip-flows originals`), "
+                if clip_args.get("clip_flows") == "originals"
+                else "flows estimated on the low-res input by DIS as `wdiff upscale` does, "
+            )
+            + "scores with DIS flows of the ground truth. Averaged over the clips:",
             "",
             markdown_table(clip_table(runs, clip_args["clips"])),
             "",
