@@ -103,8 +103,9 @@ class RestoreOptions:
         int,
         typer.Option(
             "--steps",
-            help="Sampling steps. 1: the model's one-step estimate (highest PSNR, sharpest "
-            "stills, less steady over time; self-guidance does not act).",
+            help="Sampling steps. 1: one network call, the model's estimate of the clean "
+            "frame (with builtin:sr the highest PSNR, but less steady over time than "
+            "sampling; self-guidance does not act).",
             min=1,
         ),
     ] = 25
