@@ -7,7 +7,7 @@ on the originals (the flows the table scores with), over the first ``--frames`` 
 length, output pixels per frame), the estimate's median length, and the end-point error
 (median and mean), for docs/guidance.md.
 
-    python benchmarks/clip_flows.py [--scales 8 4] [--out benchmarks/results/clip_flows.json]
+    python benchmarks/clip_flows.py [--scales 8 4] [--upsample 2] [--out ...clip_flows.json]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from paper_tables import CLIPS, FPS, clip_frames, downsample, write_folder
+from paper_tables import CLIPS, FPS, UpsampledDIS, clip_frames, downsample, write_folder
 
 from wdiff.flow import estimate_video_flows, make_estimator
 from wdiff.flow.ops import upscale_flow
@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[8, 4])
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", default="640x360", help="output WIDTHxHEIGHT")
+    parser.add_argument(
+        "--upsample", type=int, default=1, help="estimate on the input upsampled this many times"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/clip_flows.json"))
     args = parser.parse_args()
     size = tuple(int(side) for side in args.size.split("x"))
@@ -62,11 +65,13 @@ def main() -> None:
             height, width = truth_flows.shape[-2:]
             for scale in args.scales:
                 low = write_folder(Path(folder) / f"{clip}-x{scale}", downsample(truth, scale))
-                fine, _ = upscale_flow(backward_flows(low, estimator), None, scale)
+                own = UpsampledDIS(args.upsample) if args.upsample > 1 else estimator
+                fine, _ = upscale_flow(backward_flows(low, own), None, scale)
                 row = compare(fine[..., :height, :width], truth_flows)
                 rows.setdefault(clip, {})[f"x{scale}"] = row
                 print(f"{clip} x{scale}: {row}", flush=True)
-    result = {"benchmark": "clip_flows", "size": args.size, "frames": args.frames, "clips": rows}
+    result = {"benchmark": "clip_flows", "size": args.size, "frames": args.frames}
+    result |= {"upsample": args.upsample, "clips": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -75,6 +75,14 @@ BICUBIC = "Bicubic upsampling (no diffusion)"
 # model was trained on (interpolated noise): a valid sampler keeps about 1
 UNIT_STD = 0.9
 WARMED: list[bool] = []
+# what the sampler follows on the real clips (--clip-flows), as the tables say it
+FLOW_SOURCES = {
+    "input": "flows estimated on the low-res input by DIS as `wdiff upscale` does, ",
+    "input-2x": "flows estimated by DIS on the low-res input upsampled 2x (`--clip-flows "
+    "input-2x`; `wdiff upscale` uses the input itself), ",
+    "originals": "the sampler given the ground truth's DIS flows reduced to the input's grid "
+    "(an oracle, `--clip-flows originals`), ",
+}
 FPS = Fraction(24)
 
 
@@ -308,6 +316,26 @@ def bicubic_row(low_folder: Path, scale: int, truth_folder, score_field, work: P
     }
 
 
+class UpsampledDIS:
+    """DIS on frames bicubic-upsampled ``factor`` times, its flow area-reduced back to the
+    frames' grid (tried for #19 on the small inputs of x8; not what ``wdiff upscale`` does)."""
+
+    def __init__(self, factor: int):
+        self.factor, self.dis = factor, make_estimator("dis")
+        self.key = self.dis.key | {"upsample": factor}
+
+    def __call__(self, frames_a: np.ndarray, frames_b: np.ndarray) -> torch.Tensor:
+        height, width = frames_a.shape[1:3]
+
+        def big(frames: np.ndarray) -> np.ndarray:
+            size = (width * self.factor, height * self.factor)
+            return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames])
+
+        flows = self.dis(big(frames_a), big(frames_b)).permute(0, 2, 3, 1).numpy()
+        reduced = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in flows]
+        return torch.from_numpy(np.stack(reduced) / self.factor).permute(0, 3, 1, 2).float()
+
+
 def reduced_field(field: FlowField, size: tuple[int, int]) -> FlowField:
     """``field`` on a grid of ``size`` (width, height), its flows scaled to match; validity by
     nearest neighbour."""
@@ -342,7 +370,8 @@ def clip_experiment(args, work: Path, denoiser, scale: int, done: dict, save) ->
         if args.clip_flows == "originals":  # an oracle: the flows the scores use, on the input grid
             input_field = reduced_field(score_field, (low.shape[2], low.shape[1]))
         else:
-            input_field, _ = estimate_video_flows(FrameFolderReader(low_folder, FPS), estimator)
+            own = UpsampledDIS(2) if args.clip_flows == "input-2x" else estimator
+            input_field, _ = estimate_video_flows(FrameFolderReader(low_folder, FPS), own)
         if BICUBIC not in results:
             results[BICUBIC] = bicubic_row(low_folder, scale, truth_folder, score_field, folder)
             results[BICUBIC]["seconds_per_frame"] = 0.0
@@ -473,9 +502,10 @@ def main() -> None:
     parser.add_argument("--clip-size", default="640x360", help="output WIDTHxHEIGHT")
     parser.add_argument("--clip-scales", type=int, nargs="+", default=[8, 4])
     parser.add_argument(
-        "--clip-flows", choices=["input", "originals"], default="input",
-        help="what the sampler follows: the input's own DIS flows (as upscale) or, as an "
-        "oracle, the originals' (the flows the scores use) reduced to the input's grid",
+        "--clip-flows", choices=["input", "input-2x", "originals"], default="input",
+        help="what the sampler follows: the input's own DIS flows (as upscale), DIS on the "
+        "input upsampled 2x, or, as an oracle, the originals' (the flows the scores use) "
+        "reduced to the input's grid",
     )  # fmt: skip
     parser.add_argument(
         "--only", choices=["shifted", "clips"], help="run one part; the other is kept from --json"
@@ -538,13 +568,14 @@ def main() -> None:
 
 def write_markdown(args, results: dict, figure: Path) -> None:
     clip_args = results["clip_settings"]
+    flows = clip_args.get("clip_flows", "input")
     command = (
         f"python benchmarks/paper_tables.py --steps {args.steps} --frames {args.frames} "
         f"--size {args.size} --clips {' '.join(clip_args['clips'])} --clip-frames "
         f"{clip_args['clip_frames']} --clip-size {clip_args['clip_size']} --clip-scales "
         f"{' '.join(str(v) for v in clip_args['clip_scales'])} "
         f"--sr-model {args.sr_model} --inpaint-model {args.inpaint_model}"
-        + (" --clip-flows originals" if clip_args.get("clip_flows") == "originals" else "")
+        + ("" if flows == "input" else f" --clip-flows {flows}")
     )
     parts = [
         "# Results: the paper's experiments with the built-in models",
@@ -580,12 +611,7 @@ def write_markdown(args, results: dict, figure: Path) -> None:
             f"{clip_args['clip_frames']} frames of each clip ({sources}; clips smaller than "
             "the output size are used at their own width), none of them seen in training or "
             "used to tune; "
-            + (
-                "the sampler given the ground truth's DIS flows reduced to the input's grid "
-                "(an oracle, `--clip-flows originals`), "
-                if clip_args.get("clip_flows") == "originals"
-                else "flows estimated on the low-res input by DIS as `wdiff upscale` does, "
-            )
+            + FLOW_SOURCES[flows]
             + "scores with DIS flows of the ground truth. Averaged over the clips:",
             "",
             markdown_table(clip_table(runs, clip_args["clips"])),

@@ -93,9 +93,9 @@ class BuiltinNet(torch.nn.Module):
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, 3, H, W)`` noisy, sigma scalar or ``(B,)``, cond ``(B, k, H, W)``; H and W
         multiples of ``config.multiple``. A residual model denoises ``x - cond[:, :3]``."""
+        sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).reshape(-1)
+        sigma = sigma.expand(x.shape[0])
         if self.first is not None:
-            sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).reshape(-1)
-            sigma = sigma.expand(x.shape[0])
             at_first = sigma >= self.config.sigma_max * (1 - FIRST_LEVEL_TOLERANCE)
             if at_first.all():
                 return self.first(x, sigma, cond)
@@ -105,12 +105,11 @@ class BuiltinNet(torch.nn.Module):
         return self._denoise(x, sigma, cond)
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """This network's own output; ``sigma`` ``(B,)`` float32."""
         sd = self.config.sigma_data
         base = cond[:, :3].to(x.dtype) if self.config.residual else None
         if base is not None:
             x = x - base
-        sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).reshape(-1)
-        sigma = sigma.expand(x.shape[0])
         scale = sigma.view(-1, 1, 1, 1)
         c_skip = sd**2 / (scale**2 + sd**2)
         c_out = scale * sd / (scale**2 + sd**2).sqrt()
