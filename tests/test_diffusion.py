@@ -20,7 +20,9 @@ from wdiff.diffusion import (
     sample_frame,
     sample_video,
 )
+from wdiff.diffusion.guidance import warp_residual_energy
 from wdiff.flow import Motion
+from wdiff.flow.ops import sample_grid
 from wdiff.metrics import warping_error
 from wdiff.noise import kernel, make_warper
 from wdiff.tasks import Inpainting, SuperResolution
@@ -310,3 +312,30 @@ def test_batch_consistent_inpainting_keeps_known_pixels_and_shares_noise():
     # a static clip with every frame on the same noise comes out as one frame repeated
     assert torch.allclose(output[0], output[2], atol=1e-5)
     assert (output[0] - truth[0]).abs()[mask[0].expand(3, -1, -1)].mean() > 0.05  # hole filled
+
+
+def test_guidance_compares_a_subpixel_shift_without_blurring_it():
+    """A detailed pattern moved by (0.5, 0.3) cells, and the flow that says so: the guidance's
+    residual is what its warp loses. Bilinear sampling halves the finest detail at half a cell,
+    and the guidance would then sharpen the prediction to make up for it (the still bunny's
+    warping error doubled at lambda 2); the guidance's warp must lose under a tenth of that."""
+    dx, dy = 0.5, 0.3
+    ys, xs = torch.meshgrid(
+        torch.arange(SIZE, dtype=torch.float64), torch.arange(SIZE, dtype=torch.float64), indexing="ij"
+    )
+
+    def pattern(x, y):
+        waves = [(0.05, 0.02, 0.0), (0.11, -0.07, 1.0), (0.19, 0.13, 2.0), (0.24, 0.21, 0.5)]
+        return sum(torch.sin(2 * torch.pi * (fx * x + fy * y) + phase) for fx, fy, phase in waves)
+
+    anchor = pattern(xs, ys)[None, None].float()
+    later = pattern(xs - dx, ys - dy)[None, None].float()
+    flow = torch.tensor([dx, dy]).view(1, 2, 1, 1).expand(1, 2, SIZE, SIZE).clone()
+    interior = torch.zeros(1, 1, SIZE, SIZE, dtype=torch.bool)
+    interior[..., 4:-4, 4:-4] = True
+    energy = float(warp_residual_energy(later, anchor, flow, interior)[0])
+    grid = sample_grid(flow)
+    bilinear = F.grid_sample(later, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    bilinear_energy = float(((bilinear - anchor) ** 2 * interior).sum())
+    assert bilinear_energy > 10.0  # the pattern's detail is there to lose
+    assert energy <= 0.1 * bilinear_energy

@@ -18,7 +18,7 @@ import torch
 from wdiff.diffusion.guidance import GuidanceSettings
 from wdiff.diffusion.sampler import SOLVERS
 from wdiff.flow.motion import Motion
-from wdiff.flow.ops import chain, chain_valid, warp_bilinear
+from wdiff.flow.ops import chain, chain_valid, warp_bicubic
 from wdiff.models.base import Denoiser, init_noise_sigma
 from wdiff.noise.base import Warper
 
@@ -122,7 +122,7 @@ def warped_diffusion(
 
             if guided:
                 # Equivariance self-guidance (lines 9-10), per anchor a (frame j-1, frame 0):
-                #   e_a = sum_valid (warp_bilinear(h, T_a->j) - h_a[i])^2   (h o T_j in eq. 8)
+                #   e_a = sum_valid (warp_bicubic(h, T_a->j) - h_a[i])^2   (h o T_j in eq. 8)
                 #   x_next -= lambda_a / sqrt(e_a) * grad_x e_a,
                 # the coefficient capped at 1/2 (the exact correction were dh/dx = I), so a
                 # small residual is not overshot. "full": grad_x through the network; "cheap":
@@ -131,7 +131,7 @@ def warped_diffusion(
                 with torch.enable_grad():
                     loss = prediction.new_zeros(())
                     for h_anchor, flow, valid, strength in anchors:
-                        warped = warp_bilinear(prediction, flow.to(prediction.dtype))
+                        warped = warp_bicubic(prediction, flow.to(prediction.dtype))
                         residual = warped - h_anchor[i].to(prediction.dtype)
                         e = (residual**2 * valid.to(prediction.dtype)).flatten(1).sum(1)  # (B,)
                         coefficient = (strength / (e.detach() + 1e-12).sqrt()).clamp(max=0.5)

@@ -1,7 +1,8 @@
 """Equivariance self-guidance (Warped Diffusion, Algorithm 1).
 
-At step i of frame j the prediction ``h`` is warped bilinearly by the forward flow into the
-anchor frame's layout (frame j-1, or frame 0 through chained flows) and compared with the
+At step i of frame j the prediction ``h`` is warped by the forward flow, bicubic (a bilinear
+warp blurs at sub-pixel offsets, and the guidance would sharpen ``h`` to make up for it), into
+the anchor frame's layout (frame j-1, or frame 0 through chained flows) and compared with the
 anchor's prediction at the same step on valid cells:
 ``e = sum_valid (warp(h, flow) - h_anchor[i])^2`` (a sum, as DPS's norm), and the next ``x``
 moves by ``lambda / sqrt(e) * grad_x e``, i.e. ``2 lambda * grad_x sqrt(e)``: a step of fixed
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wdiff.flow.ops import warp_bilinear
+from wdiff.flow.ops import warp_bicubic
 
 MODES = ("full", "cheap")
 
@@ -68,7 +69,7 @@ def warp_residual_energy(
 
     ``prediction`` is the later frame; ``flow`` maps the reference frame to it (forward).
     """
-    warped = warp_bilinear(prediction, flow.to(prediction.dtype))
+    warped = warp_bicubic(prediction, flow.to(prediction.dtype))
     squared = (warped - reference.to(prediction.dtype)) ** 2 * valid.to(prediction.dtype)
     return squared.flatten(1).sum(1)
 
