@@ -42,8 +42,7 @@ def warp_bilinear(image: torch.Tensor, flow: torch.Tensor, padding: str = "borde
     With ``flow = flow_ab`` and ``image = frame b`` this reconstructs frame a.
     ``image`` ``(N, C, H, W)``; ``flow`` ``(N, 2, H, W)`` on the same grid.
     """
-    grid = sample_grid(flow.to(image.dtype))
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+    return _warp(image, flow, "bilinear", padding)
 
 
 def warp_bicubic(image: torch.Tensor, flow: torch.Tensor, padding: str = "border") -> torch.Tensor:
@@ -54,8 +53,12 @@ def warp_bicubic(image: torch.Tensor, flow: torch.Tensor, padding: str = "border
     bilinear warp asks the prediction to be sharper than the anchor by that loss, and more so
     as lambda grows; bicubic sampling loses far less.
     """
+    return _warp(image, flow, "bicubic", padding)
+
+
+def _warp(image: torch.Tensor, flow: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
     grid = sample_grid(flow.to(image.dtype))
-    return F.grid_sample(image, grid, mode="bicubic", padding_mode=padding, align_corners=True)
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding, align_corners=True)
 
 
 # How far outside the outermost pixel centres a landing point still counts as inside: its
