@@ -7,11 +7,18 @@ lambda 2): warping error to the previous frame, PSNR and detail as the table sco
 fidelity (PSNR of the output area-reduced to the input, against the input, as
 ``guidance_floor.py``) and seconds for the whole clip. ``--guidance-warp bilinear`` runs the
 guidance with the bilinear warp it had before stop 34, for comparison (patched in this process
-only).
+only). ``--variant`` runs a guidance change that was measured and not adopted (stop 35, in this
+process only): ``band`` (the step projected onto the detail band, the null space of the x``scale``
+area reduction), ``photometric:TAU`` (guidance only where the input frames agree after warping,
+mean |difference| under TAU in [0, 1]), ``all-valid`` (guidance on every cell that lands in the
+frame, no forward-backward test), ``fraction:C`` (a constant coefficient ``C * lambda`` instead of
+``lambda / sqrt(e)``: a fixed share of the residual per step).
 
     python benchmarks/guidance_clips.py --clips tree vtest --scales 8 \
         --rows "Fixed" "Warped Diffusion (GP + guidance)@1" "Warped Diffusion (GP + guidance)@2" \
-        [--guidance-warp bicubic|bilinear] [--out benchmarks/results/guidance_clips.json]
+        [--guidance-warp bicubic|bilinear] \
+        [--variant band|photometric:0.04|all-valid|fraction:0.16] \
+        [--out benchmarks/results/guidance_clips.json]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from paper_tables import (
     CLIPS,
     FPS,
@@ -39,7 +47,9 @@ from paper_tables import (
 )
 
 from wdiff.config import RestoreSettings
+from wdiff.diffusion import guidance
 from wdiff.flow import estimate_video_flows, make_estimator
+from wdiff.flow.ops import inside_frame, warp_bilinear
 from wdiff.restore import load_denoiser
 from wdiff.video import FrameFolderReader
 
@@ -56,6 +66,48 @@ def fidelity_psnr(output: Path, low: np.ndarray) -> float:
     return float(10 * np.log10(1 / np.mean(errors)))
 
 
+def narrow_validity(field, low: np.ndarray, variant: str):
+    """The input's flow field with the guidance's validity (``valid_forward``) changed by
+    ``variant`` (``photometric:TAU`` or ``all-valid``; others leave it)."""
+    if not variant.startswith(("photometric", "all-valid")):
+        return field
+    field = field.in_memory()
+    if variant == "all-valid":
+        field.valid_forward = inside_frame(field.forward)
+        return field
+    tau = float(variant.partition(":")[2])
+    frames = torch.from_numpy(low.astype(np.float32) / 255).permute(0, 3, 1, 2)
+    residual = (warp_bilinear(frames[1:], field.forward) - frames[:-1]).abs().mean(1, keepdim=True)
+    field.valid_forward = field.valid_forward & (residual < tau)
+    return field
+
+
+def patch_guidance(variant: str, scale: int) -> None:
+    """Replace the guidance step in this process for ``band`` and ``fraction:C``."""
+    if variant == "band":
+        gradient = guidance.SelfGuide.gradient
+
+        def band_gradient(self, x, denoised, sigma, step):
+            grad = gradient(self, x, denoised, sigma, step)
+            low = F.avg_pool2d(grad, scale)
+            return grad - low.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+
+        guidance.SelfGuide.gradient = band_gradient
+    elif variant.startswith("fraction:"):
+        share = float(variant.partition(":")[2])
+
+        def fraction_loss(self, prediction, step):
+            loss = prediction.new_zeros(())
+            for anchor in self.anchors:
+                energy = guidance.warp_residual_energy(
+                    prediction, anchor.predictions[step], anchor.flow, anchor.valid
+                )
+                loss = loss + (share * anchor.strength * energy).sum()
+            return loss
+
+        guidance.SelfGuide._loss = fraction_loss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     clips = list(CLIPS | HELD_OUT_CLIPS)
@@ -65,16 +117,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", default="640x360", help="output WIDTHxHEIGHT")
     parser.add_argument("--guidance-warp", choices=["bicubic", "bilinear"], default="bicubic")
+    parser.add_argument("--variant", default="none", help="see the module docstring")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/guidance_clips.json"))
     args = parser.parse_args()
     for row in args.rows:
         if row.partition("@")[0] not in dict(ROWS):
             parser.error(f"--rows {row!r}: use a row of paper_tables.ROWS, optionally @LAMBDA")
     if args.guidance_warp == "bilinear":
-        import wdiff.diffusion.guidance as guidance
-        from wdiff.flow.ops import warp_bilinear
-
         guidance.warp_bicubic = warp_bilinear
+    if args.variant == "band" and len(args.scales) > 1:
+        parser.error("--variant band: give one --scales value")
+    patch_guidance(args.variant, args.scales[0])
     size = tuple(int(side) for side in args.size.split("x"))
     denoiser = load_denoiser(RestoreSettings(task="sr", model="builtin"), torch.device("cpu"))
     estimator = make_estimator("dis")
@@ -92,6 +145,7 @@ def main() -> None:
                     FrameFolderReader(truth_folder, FPS), estimator
                 )
                 input_field, _ = estimate_video_flows(FrameFolderReader(low_folder, FPS), estimator)
+                input_field = narrow_validity(input_field, low, args.variant)
                 base = RestoreSettings(task="sr", scale=scale, steps=10, seed=0)
                 for row in args.rows:
                     name, _, strength = row.partition("@")
@@ -119,7 +173,7 @@ def main() -> None:
                         flush=True,
                     )
     output = {"benchmark": "guidance_clips", "frames": args.frames}
-    output |= {"guidance_warp": args.guidance_warp, "clips": results}
+    output |= {"guidance_warp": args.guidance_warp, "variant": args.variant, "clips": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(output, indent=2) + "\n")
     print(f"wrote {args.out}")
