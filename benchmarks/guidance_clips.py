@@ -69,9 +69,16 @@ def fidelity_psnr(output: Path, low: np.ndarray) -> float:
 def narrow_validity(field, low: np.ndarray, variant: str):
     """The input's flow field with the guidance's validity (``valid_forward``) changed by
     ``variant`` (``photometric:TAU`` or ``all-valid``; others leave it)."""
-    if not variant.startswith(("photometric", "all-valid")):
+    if not variant.startswith(("photometric", "all-valid", "deadzone")):
         return field
     field = field.in_memory()
+    if variant.startswith("deadzone:"):
+        bound = float(variant.partition(":")[2])
+        for name in ("forward", "backward"):
+            flow = getattr(field, name)
+            still = flow.norm(dim=1, keepdim=True) < bound
+            setattr(field, name, torch.where(still, torch.zeros_like(flow), flow))
+        return field
     if variant == "all-valid":
         field.valid_forward = inside_frame(field.forward)
         return field

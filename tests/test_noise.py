@@ -479,3 +479,20 @@ def test_gp_tile_bank_memory_is_bounded_and_tiles_read_again_are_the_same(tmp_pa
     for frame in range(11, 30):
         state = resumed.warp(state, motion)
         torch.testing.assert_close(resumed.sample(state), noises[frame], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("position", [(252.0, -1.693260022068627e-16), (-1e-17, 40.5)])
+def test_gp_tile_bank_reads_a_position_a_rounding_error_below_a_tile_edge(position):
+    """A position a hair below a tile's edge (here one that a real 8x upscale of vtest.avi
+    produced) has ``p - floor(p / tile) * tile == tile`` in float64: its spline taps then
+    reached one row or column past the tile, and past the atlas when the tile was in its last
+    row, which stopped the whole upscale with an IndexError. It must read as the direct sum."""
+    from wdiff.noise.tiles import TileBank
+
+    warper = GPWarper(tile=32)
+    warper.init((1, 3, 8, 8), 2)
+    bank = TileBank(warper._bank.features, tile=32, direct_below=0)
+    points = torch.tensor([position], dtype=torch.float64)
+    fast = bank.evaluate(points)
+    direct = bank.features.direct(points).float()
+    assert float((fast - direct).abs().max()) <= 1e-3

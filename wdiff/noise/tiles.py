@@ -190,7 +190,14 @@ class TileBank:
         """``xi`` at ``positions`` (P, 2) float64 -> (C, P) float32."""
         room = math.ceil(self.room * positions.shape[0] / self.tile**2)
         self.capacity = min(max(self.capacity, room), self.max_atlas)
-        cells = torch.floor(positions / self.tile).long()
+        cells = torch.floor(positions / self.tile)
+        offsets = positions - cells * self.tile
+        # a position a rounding error below a tile's edge gets an offset of exactly ``tile``
+        # (e.g. -1.7e-16 - (-32) == 32.0): it belongs to the next tile, at offset 0, or its
+        # spline taps would reach past its tile (and past the atlas)
+        beyond = offsets >= self.tile
+        cells = (cells + beyond).long()
+        offsets = torch.where(beyond, offsets - self.tile, offsets)
         keys = cells[:, 0] * _KEY_SPAN + cells[:, 1]
         unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
         unique_keys = unique.tolist()
@@ -213,7 +220,7 @@ class TileBank:
             for key, read in zip(unique_keys, reads, strict=True)
         ]
         slot_of_tile = torch.tensor(slot_list, device=positions.device, dtype=torch.long)
-        local = (positions - cells.to(positions.dtype) * self.tile) * self.oversample + self.halo
+        local = offsets * self.oversample + self.halo
         direct = (slot_of_tile == _DIRECT)[inverse]
         if not direct.any():
             out = self._read(local, inverse, slot_of_tile, unique_keys)
