@@ -12,12 +12,15 @@ process only): ``band`` (the step projected onto the detail band, the null space
 area reduction), ``photometric:TAU`` (guidance only where the input frames agree after warping,
 mean |difference| under TAU in [0, 1]), ``all-valid`` (guidance on every cell that lands in the
 frame, no forward-backward test), ``fraction:C`` (a constant coefficient ``C * lambda`` instead of
-``lambda / sqrt(e)``: a fixed share of the residual per step).
+``lambda / sqrt(e)``: a fixed share of the residual per step), ``deadzone:D`` (the input's
+flows set to 0 where shorter than D input pixels, for the noise and the guidance alike),
+``still:M`` (the input's flows set to 0 where the input frames unmoved agree as well as moved
+along the flow, within M; 3x3 means of the mean |difference| over RGB in [0, 1]).
 
     python benchmarks/guidance_clips.py --clips tree vtest --scales 8 \
         --rows "Fixed" "Warped Diffusion (GP + guidance)@1" "Warped Diffusion (GP + guidance)@2" \
         [--guidance-warp bicubic|bilinear] \
-        [--variant band|photometric:0.04|all-valid|fraction:0.16] \
+        [--variant band|photometric:0.04|all-valid|fraction:0.16|deadzone:0.02|still:0.002] \
         [--out benchmarks/results/guidance_clips.json]
 """
 
@@ -69,9 +72,24 @@ def fidelity_psnr(output: Path, low: np.ndarray) -> float:
 def narrow_validity(field, low: np.ndarray, variant: str):
     """The input's flow field with the guidance's validity (``valid_forward``) changed by
     ``variant`` (``photometric:TAU`` or ``all-valid``; others leave it)."""
-    if not variant.startswith(("photometric", "all-valid", "deadzone")):
+    if not variant.startswith(("photometric", "all-valid", "deadzone", "still")):
         return field
     field = field.in_memory()
+    if variant.startswith("still:"):
+        margin = float(variant.partition(":")[2])
+        frames = torch.from_numpy(low.astype(np.float32) / 255).permute(0, 3, 1, 2)
+
+        def keep_still(flow, source, target):
+            """``flow`` over ``target``'s cells, set to 0 where ``source`` unmoved explains
+            ``target`` as well as ``source`` moved along the flow (within ``margin``)."""
+            moved = (warp_bilinear(source, flow) - target).abs().mean(1, keepdim=True)
+            unmoved = (source - target).abs().mean(1, keepdim=True)
+            moved, unmoved = F.avg_pool2d(moved, 3, 1, 1), F.avg_pool2d(unmoved, 3, 1, 1)
+            return torch.where(unmoved <= moved + margin, torch.zeros_like(flow), flow)
+
+        field.forward = keep_still(field.forward, frames[1:], frames[:-1])
+        field.backward = keep_still(field.backward, frames[:-1], frames[1:])
+        return field
     if variant.startswith("deadzone:"):
         bound = float(variant.partition(":")[2])
         for name in ("forward", "backward"):
