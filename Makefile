@@ -34,8 +34,9 @@ demo: setup
 
 # The shipped models (docs/models.md), both on --data photos (photographs from Debian packages:
 # make photo-data, as root). SR: one run, then stages that train a network of its own for the
-# first noise level beside it (--first-level; SR_FIRST_STAGES, steps:lr[:crop:batch] each). Inpainting: one
-# run, then stages that go on from the last at a lower learning rate (INPAINT_STAGES). $(1) is
+# first noise level beside it (--first-level; SR_FIRST_STAGES, steps:lr[:crop:batch] each).
+# Inpainting: one run, then stages that go on from the last at a lower learning rate
+# (INPAINT_STAGES). $(1) is
 # the noise (gp, or white for the twins docs/models.md compares them with); runs land in
 # $(RUNS)/sr-$(1), $(RUNS)/sr-$(1)-first-<stage>, $(RUNS)/inpaint-$(1) and
 # $(RUNS)/inpaint-$(1)-<stage>; a killed run goes on where it stopped.
