@@ -83,7 +83,7 @@ train-white: setup photo-data
 # samples install as root; kphotoalbum (a desktop application) is only unpacked, into
 # PHOTO_ROOT, which wdiff reads as $WDIFF_PHOTO_ROOT.
 PHOTO_PACKAGES = plasma-workspace-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
-	lxqt-themes mate-backgrounds palapeli-data opencv-doc
+	lxqt-themes mate-backgrounds palapeli-data opencv-doc gcompris-qt-data
 PHOTO_ROOT ?= $(HOME)/.cache/wdiff/photo-packages
 
 photo-data:

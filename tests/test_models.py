@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import torch
 from processes import start_wdiff
@@ -45,6 +46,24 @@ def test_training_steps_lower_the_loss(task, photos):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize(("augment", "symmetries"), [("flip", 2), ("dihedral", 8)])
+def test_training_crops_take_the_symmetries_their_augment_names(augment, symmetries):
+    """A crop the size of its image is the image in one of the square's eight symmetries:
+    64 crops show both orientations of a flip, and all eight with dihedral."""
+    image = np.random.default_rng(5).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    whole = torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1
+    forms = [
+        torch.rot90(form, turns, (-2, -1)) for form in (whole, whole.flip(-1)) for turns in range(4)
+    ]
+    crops = random_crops([image], 8, 64, torch.Generator().manual_seed(6), augment)
+    seen = set()
+    for crop in crops:
+        matches = [k for k, form in enumerate(forms) if torch.equal(crop, form)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == symmetries
 
 
 def test_gp_training_noise_has_the_kernel_covariance():

@@ -40,8 +40,27 @@ class PhotoSource:
 
     package: str
     folder: str
-    files: tuple[str, ...]
+    files: tuple[str, ...]  # paths under folder; "BUNDLE.rcc:MEMBER" names a Qt bundle's file
     licence: str
+    shrink: int = 1  # box-shrunk by this factor first (lossy WebP looks clean at half size)
+
+
+@dataclass(frozen=True)
+class PhotoFile:
+    """One photograph where it is installed: a file, or ``member`` of the Qt resource bundle
+    at ``path``."""
+
+    path: Path
+    member: str | None = None
+    shrink: int = 1
+
+    @property
+    def name(self) -> str:
+        return Path(self.member).name if self.member else self.path.name
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
 
 
 _PLASMA = (
@@ -205,6 +224,56 @@ PHOTO_SOURCES = (
         "Apache-2.0 AND BSD-3-Clause",
     ),
 )
+_GCOMPRIS = {  # bundle: (folder inside it, photographs); drawings, maps and paintings left out
+    "erase": ("erase/resource", (
+        "alpaca", "bee", "butterfly", "calf", "camels", "caterpillar", "chamaeleon", "cheetah",
+        "crab", "dolphin", "flying_fox", "gibbon", "giraffe", "goat", "gorilla", "gosling",
+        "heron", "horse", "kingfisher", "kitten", "long_nosed_monkey", "macaque", "meerkats",
+        "northern_harrier", "nubian_ibex", "penguin", "pika", "red_panda", "rhinoceros",
+        "spoonbills", "squirrel", "swans", "toucan",
+    )),
+    "explore_monuments": ("explore_monuments/resource", (
+        "egypt/bentPyramid", "egypt/greatPyramidOfGiza", "egypt/meidumPyramid",
+        "egypt/redPyramid", "france/arlesAmphitheater", "france/chateaudeChambord",
+        "france/chateaudeChenonceau", "france/citedeCarcassonne", "france/eiffelTower",
+        "france/montStMichel", "france/palaisdesPapes", "france/pontduGard",
+        "france/reimsCathedral", "france/rocamadour", "germany/aulaPalatina",
+        "germany/berlinCathedral", "germany/brandenburgGate", "germany/neuschwansteinCastle",
+        "germany/schwerinPalace", "germany/trierImperialBaths", "germany/wormsCathedral",
+        "india/ajantaCave", "india/charminar", "india/gatewayofIndia", "india/goldenTemple",
+        "india/greatStupa", "india/hawaMahal", "india/konarkSunTemple", "india/mysorePalace",
+        "india/qutubMinar", "india/rangGhar", "india/victoriaMemorial", "usa/cabrillo",
+        "usa/canyondeChelly", "usa/castillodeSanMarcos", "usa/castleClinton", "usa/fortSumter",
+        "usa/georgeWashingtonBirthplace", "usa/lincolnMemorial", "usa/mountRushmore",
+        "usa/navajo", "usa/statueofLiberty", "wonders/chichenItza", "wonders/christTheRedeemer",
+        "wonders/colosseum", "wonders/greatWallofChina", "wonders/machuPicchu", "wonders/petra",
+        "wonders/tajMahal",
+    )),
+    "explore_world_animals": ("explore_world_animals/resource/animals", (
+        "bison", "chameleon", "crocodile", "dragon", "giraffe", "hedgehog", "jaguar", "kangaroo",
+        "koala", "lemur", "moose", "narwhal", "panda", "polar_bear", "scarlet_macaw",
+    )),
+    "explore_farm_animals": ("explore_farm_animals/resource/animals", (
+        "cat", "chicken", "cow", "dog", "duck", "horse", "owl", "pig", "sheep",
+    )),
+    "explore_world_music": ("explore_world_music/resource/music", (
+        "africa", "america", "australia", "ireland", "italy", "japan", "mexico", "middleeast",
+        "orchestra",
+    )),
+}  # fmt: skip
+PHOTO_SOURCES += (
+    PhotoSource(
+        "gcompris-qt-data",
+        "usr/share/gcompris-qt/rcc",
+        tuple(
+            f"{bundle}.rcc:gcompris/src/activities/{folder}/{name}.webp"
+            for bundle, (folder, names) in _GCOMPRIS.items()
+            for name in names
+        ),
+        "GPL-3+ (the copyright file's Files: *; the farm animals GPL-3)",
+        shrink=2,
+    ),
+)
 PHOTO_PACKAGES = tuple(dict.fromkeys(source.package for source in PHOTO_SOURCES))
 # held out: a fixed eighth of the files, by a hash of package and file name
 HELD_OUT_EIGHTHS = 1
@@ -225,21 +294,27 @@ def photo_split(package: str, file: str) -> str:
     return "held-out" if digest[0] % 8 < HELD_OUT_EIGHTHS else "train"
 
 
-def photo_files(split: str = "train", roots: list[Path] | None = None) -> list[Path]:
-    """The files of ``split`` (``train`` or ``held-out``) of :data:`PHOTO_SOURCES`, each where
-    it is installed. Raises WdiffError naming the packages to install when any file is missing."""
+def photo_files(
+    split: str = "train", roots: list[Path] | None = None, packages: list[str] | None = None
+) -> list[PhotoFile]:
+    """The files of ``split`` (``train`` or ``held-out``) of :data:`PHOTO_SOURCES` (those of
+    ``packages`` only, if given), each where it is installed. Raises WdiffError naming the
+    packages to install when any file is missing."""
     if split not in ("train", "held-out"):
         raise ValueError(f"split {split!r}: use train or held-out")
     roots = photo_roots() if roots is None else roots
     found, missing = [], []
     for source in PHOTO_SOURCES:
+        if packages is not None and source.package not in packages:
+            continue
         for file in source.files:
-            relative = Path(source.folder) / file
+            installed, _, member = file.partition(":")
+            relative = Path(source.folder) / installed
             path = next((root / relative for root in roots if (root / relative).is_file()), None)
             if path is None:
                 missing.append(source.package)
             elif photo_split(source.package, file) == split:
-                found.append(path)
+                found.append(PhotoFile(path, member or None, source.shrink))
     if missing:
         packages = " ".join(dict.fromkeys(missing))
         raise WdiffError(
@@ -258,15 +333,33 @@ def shrink_to(image: np.ndarray, short_side: int) -> np.ndarray:
     return image
 
 
-def photo_images(split: str = "train", roots: list[Path] | None = None) -> list[np.ndarray]:
+def photo_images(
+    split: str = "train", roots: list[Path] | None = None, packages: list[str] | None = None
+) -> list[np.ndarray]:
     """uint8 ``(H, W, 3)`` photographs of :func:`photo_files` (videos: every 16th frame),
     shrunk to a short side of at most :data:`PHOTO_SHORT_SIDE` pixels."""
-    images = []
-    for path in photo_files(split, roots):
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            images += _video_frames(path, every=16)
+    from wdiff.rcc import rcc_files
+
+    images, bundles = [], {}
+    for photo in photo_files(split, roots, packages):
+        if photo.path.suffix.lower() in VIDEO_SUFFIXES:
+            images += _video_frames(photo.path, every=16)
+            continue
+        if photo.member is None:
+            image = _read_image(photo.path)
         else:
-            images.append(shrink_to(_read_image(path), PHOTO_SHORT_SIDE))
+            if photo.path not in bundles:
+                bundles[photo.path] = dict(rcc_files(photo.path))
+            content = bundles[photo.path].get(photo.member)
+            if content is None:
+                raise WdiffError(
+                    f"{photo.path}: holds no {photo.member}; reinstall its package "
+                    "(make photo-data) or use --data samples"
+                )
+            image = _read_image(photo.path, content)
+        if photo.shrink > 1:
+            image = shrink_to(image, max(1, min(image.shape[:2]) // photo.shrink))
+        images.append(shrink_to(image, PHOTO_SHORT_SIDE))
     return images
 
 
@@ -383,11 +476,14 @@ def folder_images(folder: Path, crop: int = 0) -> list[np.ndarray]:
     return images
 
 
-def _read_image(path: Path) -> np.ndarray:
+def _read_image(path: Path, content: bytes | None = None) -> np.ndarray:
+    """``path`` as uint8 RGB; ``content``: the image's bytes, read from inside ``path``."""
+    from io import BytesIO
+
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(path if content is None else BytesIO(content)) as image:
             return np.asarray(image.convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise WdiffError(
@@ -405,10 +501,15 @@ def _check_crop(path: Path, image: np.ndarray, crop: int) -> None:
 
 
 def random_crops(
-    images: list[np.ndarray], size: int, batch: int, generator: torch.Generator
+    images: list[np.ndarray],
+    size: int,
+    batch: int,
+    generator: torch.Generator,
+    augment: str = "flip",
 ) -> torch.Tensor:
     """``(batch, 3, size, size)`` float [-1, 1]: random image, random scale in [1/4, 1] (as
-    far as the image allows), random position, random horizontal flip."""
+    far as the image allows), random position, random horizontal flip; ``augment="dihedral"``
+    adds a random quarter turn (0 to 3), so that all eight symmetries of the square occur."""
     crops = []
     for _ in range(batch):
         image = images[int(torch.randint(len(images), (1,), generator=generator))]
@@ -427,6 +528,8 @@ def random_crops(
             patch = F.interpolate(patch, size=(size, size), mode="area")
         if torch.rand((), generator=generator) < 0.5:
             patch = patch.flip(-1)
+        if augment == "dihedral":  # drawn after the flip: "flip" runs keep their crops
+            patch = torch.rot90(patch, int(torch.randint(4, (1,), generator=generator)), (-2, -1))
         crops.append(patch)
     return torch.cat(crops).clamp(-1, 1)
 
@@ -461,7 +564,12 @@ def random_masks(batch: int, size: int, generator: torch.Generator) -> torch.Ten
 
 
 def batches(
-    images: list[np.ndarray], size: int, batch: int, seed: int, start: int = 0
+    images: list[np.ndarray],
+    size: int,
+    batch: int,
+    seed: int,
+    start: int = 0,
+    augment: str = "flip",
 ) -> Iterator[tuple[int, torch.Tensor, torch.Generator]]:
     """(step, crops, generator) from ``start`` on; step k's data depend on (seed, k) only, so a
     resumed run sees what an uninterrupted one would."""
@@ -470,5 +578,5 @@ def batches(
     step = start
     while True:
         gen = keyed(seed, "train-batch", step)
-        yield step, random_crops(images, size, batch, gen), gen
+        yield step, random_crops(images, size, batch, gen, augment), gen
         step += 1

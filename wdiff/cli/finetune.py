@@ -57,6 +57,14 @@ def finetune(
     ] = 4000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per step.", min=1)] = 16,
     crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.", min=16)] = 64,
+    augment: Annotated[
+        str,
+        typer.Option(
+            "--augment",
+            help="flip (random horizontal flips) or dihedral (flips and quarter turns: all "
+            "eight symmetries of the square).",
+        ),
+    ] = "flip",
     lr: Annotated[
         float,
         typer.Option("--lr", help="AdamW learning rate (SDXL: 5e-6).", callback=positive),
@@ -109,6 +117,7 @@ def finetune(
         steps=train_steps,
         batch_size=batch_size,
         crop=crop,
+        augment=augment,
         lr=lr,
         seed=options.seed,
         checkpoint_every=checkpoint_every,

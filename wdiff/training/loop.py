@@ -46,7 +46,9 @@ def train_steps(
         trim_log(out, start)
     began, losses, seen = time.time(), [], 0
     rank_seed = settings.seed * 1000 + accelerator.process_index
-    crops_of = batches(images, settings.crop, settings.batch_size, rank_seed, start)
+    crops_of = batches(
+        images, settings.crop, settings.batch_size, rank_seed, start, settings.augment
+    )
     for step, crops, gen in crops_of:
         if step >= settings.steps:
             break

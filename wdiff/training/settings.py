@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from wdiff.errors import WdiffError
 
+AUGMENTS = ("flip", "dihedral")  # the crops' symmetries: wdiff.datasets.random_crops
+
 
 @dataclass
 class TrainSettings:
@@ -18,6 +20,7 @@ class TrainSettings:
     steps: int = 4000
     batch_size: int = 16
     crop: int = 64
+    augment: str = "flip"  # flip (horizontal flips) or dihedral (flips and quarter turns)
     lr: float = 5e-4
     ema_decay: float = 0.999
     seed: int = 0
@@ -48,6 +51,8 @@ def check_settings(settings: TrainSettings) -> None:
     ):
         if value < 1:
             raise WdiffError(f"{option} {value}: use 1 or more")
+    if settings.augment not in AUGMENTS:
+        raise WdiffError(f"--augment {settings.augment}: use {' or '.join(AUGMENTS)}")
     if settings.top_share is not None and not 0 <= settings.top_share <= 1:
         raise WdiffError(f"--top-share {settings.top_share}: use 0 to 1")
     if settings.first_level is not None and settings.init is None:
