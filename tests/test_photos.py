@@ -188,3 +188,10 @@ def test_shrink_to_box_filters_by_two():
     small = shrink_to(image, 3)
     assert small.shape == (4, 3, 3)
     assert small[0, 0, 0] == round(image[:2, :2, 0].mean())
+
+
+def test_a_training_folder_reads_webp_beside_png_and_jpg(tmp_path):
+    for name, size in (("a.webp", (40, 30)), ("b.png", (20, 24)), ("c.jpg", (24, 20))):
+        Image.new("RGB", size, (10, 200, 30)).save(tmp_path / name)
+    shapes = sorted(image.shape for image in datasets.folder_images(tmp_path))
+    assert shapes == [(20, 24, 3), (24, 20, 3), (30, 40, 3)]

@@ -29,7 +29,7 @@ TRAIN_PHOTOS = (
 # natural texture and detail in grey (as RGB): most of what SR restores is luminance
 TRAIN_GREY_PHOTOS = ("camera", "moon", "brick", "grass", "gravel", "coins", "clock")
 HELD_OUT_PHOTOS = ("coffee",)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
 
 
@@ -470,8 +470,8 @@ def folder_images(folder: Path, crop: int = 0) -> list[np.ndarray]:
         images += found
     if not images:
         raise WdiffError(
-            f"{folder}: no images (.png, .jpg) or videos (.mp4, .mkv, ...) in it; put training "
-            "images in it or use --data samples"
+            f"{folder}: no images (.png, .jpg, .webp) or videos (.mp4, .mkv, ...) in it; put "
+            "training images in it or use --data samples"
         )
     return images
 
