@@ -40,7 +40,8 @@ demo: setup
 # with); runs land in $(RUNS)/sr-$(1), $(RUNS)/sr-$(1)-first-<stage>, $(RUNS)/inpaint-$(1) and
 # $(RUNS)/inpaint-$(1)-<stage>; a killed run goes on where it stopped.
 SR_STEPS ?= 6000
-SR_FIRST_STAGES ?= 3000:2e-4 3000:1e-4 2000:1e-4:128:8 6000:1e-4:128:8 5000:1e-4:192:4
+SR_FIRST_STAGES ?= 3000:2e-4 3000:1e-4 2000:1e-4:128:8 6000:1e-4:128:8 5000:1e-4:192:4 \
+	5000:1e-4:192:4:dihedral
 INPAINT_STEPS ?= 2000
 INPAINT_STAGES ?= 3000:2e-4 3000:1e-4 3000:5e-5
 RUNS ?= runs
