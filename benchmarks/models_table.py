@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from wdiff.datasets import photo_images, random_masks, sample_images, shrink_to
+from wdiff.datasets import PHOTO_PACKAGES, photo_images, random_masks, sample_images, shrink_to
 from wdiff.diffusion import sample_frame
 from wdiff.models.builtin import BuiltinDenoiser, BuiltinNet
 from wdiff.noise.base import generator
@@ -112,7 +112,10 @@ def main() -> None:
     parser.add_argument("--data", choices=("samples", "photos"), default="samples")
     parser.add_argument("--photo-side", type=int, default=512, help="--data photos: short side")
     parser.add_argument(
-        "--photo-packages", nargs="*", help="--data photos: these Debian packages' only"
+        "--photo-packages",
+        nargs="*",
+        choices=PHOTO_PACKAGES,
+        help="--data photos: these Debian packages' only",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/models_table.json"))
     args = parser.parse_args()

@@ -42,7 +42,7 @@ class PhotoSource:
     folder: str
     files: tuple[str, ...]  # paths under folder; "BUNDLE.rcc:MEMBER" names a Qt bundle's file
     licence: str
-    shrink: int = 1  # box-shrunk by this factor first (lossy WebP looks clean at half size)
+    shrink: int = 1  # first box-shrunk by 2 until 1/shrink of its short side (lossy WebP: 2)
 
 
 @dataclass(frozen=True)
