@@ -117,6 +117,10 @@ def finetune_unknown_augment(tmp):
     return _finetune(tmp, "--augment", "rotate"), "--augment rotate"
 
 
+def finetune_first_layers_without_first_level(tmp):
+    return _finetune(tmp, "--first-layers", "2"), "give --first-level too"
+
+
 def finetune_resume_without_checkpoint(tmp):
     return _finetune(tmp, "--resume"), "no checkpoint to resume"
 
@@ -138,5 +142,6 @@ CASES = [
     finetune_unknown_noise,
     finetune_unknown_arch,
     finetune_unknown_augment,
+    finetune_first_layers_without_first_level,
     finetune_resume_without_checkpoint,
 ]

@@ -15,8 +15,10 @@ from processes import start_wdiff
 
 from wdiff.cli import main
 from wdiff.datasets import TRAIN_PHOTOS, _photos, random_crops, random_masks
+from wdiff.errors import WdiffError
 from wdiff.models import builtin
 from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinDenoiser, BuiltinNet
+from wdiff.models.deepen import deepen
 from wdiff.noise.exact import gp_noise, kernel
 from wdiff.tasks import Inpainting, SuperResolution
 from wdiff.training import edm_loss, training_example
@@ -279,6 +281,35 @@ def test_a_first_level_network_denoises_sigma_max_alone(tmp_path):
     assert BuiltinNet.load(tmp_path / "one.safetensors")[0].first is None
 
 
+def test_deepening_keeps_what_the_network_computes_and_trains_its_new_layers():
+    """deepen(net, L): the same outputs (to 1e-6, at every noise level, for two and three
+    layers per block) from more parameters; the new layers' output convolutions, which start
+    at zero, get gradients; fewer layers than the net has are refused."""
+    tiny = ARCHITECTURES["builtin-tiny"]
+    config = BuiltinConfig(task="sr", residual=True, sigma_data=0.1, sigma_max=20.0, **tiny)
+    torch.manual_seed(0)
+    net = BuiltinNet(config).eval()
+    for parameter in net.parameters():  # diffusers starts some layers at zero; make all count
+        parameter.data += 0.05 * torch.randn_like(parameter)
+    x, cond = torch.randn(3, 3, 16, 16), torch.rand(3, 3, 16, 16) * 2 - 1
+    sigma = torch.tensor([20.0, 0.5, 0.01])
+    with torch.no_grad():
+        before = net(x, sigma, cond)
+    size = sum(parameter.numel() for parameter in net.parameters())
+    for layers in (2, 3):
+        deeper = deepen(net, layers).eval()
+        assert deeper.config.layers_per_block == layers
+        assert sum(parameter.numel() for parameter in deeper.parameters()) > size
+        with torch.no_grad():
+            assert (deeper(x, sigma, cond) - before).abs().max() < 1e-6
+    deeper(x, sigma, cond).square().mean().backward()
+    new_outputs = [block.resnets[-1].conv2.weight for block in deeper.unet.down_blocks]
+    new_outputs += [block.resnets[1].conv2.weight for block in deeper.unet.up_blocks]
+    assert all(weight.grad is not None and weight.grad.abs().max() > 0 for weight in new_outputs)
+    with pytest.raises(WdiffError, match="cannot deepen"):
+        deepen(deeper, 2)
+
+
 def test_a_first_level_run_trains_only_the_first_network(tmp_path):
     """--first-level: the written model keeps --init's network bit for bit and holds a
     first-level network that started from the given model and moved (or from random weights of
@@ -300,6 +331,15 @@ def test_a_first_level_run_trains_only_the_first_network(tmp_path):
         for a, b in zip(after.first.parameters(), start.parameters(), strict=True)
     ]
     assert max(moved) > 1e-4
+    deeper = tmp_path / "deeper"
+    assert (
+        main([*args[:2], str(deeper), *args[3:], "--first-level", str(base), "--first-layers", "2"])
+        == 0
+    )
+    after, _ = BuiltinNet.load(deeper / "model.safetensors")
+    assert after.first.config.layers_per_block == 2 and after.config.layers_per_block == 1
+    own = {k: v for k, v in after.state_dict().items() if not k.startswith("first.")}
+    assert all(torch.equal(own[k], v) for k, v in start.state_dict().items())
     fresh = tmp_path / "fresh"
     assert main([*args[:2], str(fresh), *args[3:], "--first-level", "builtin-small"]) == 0
     after, _ = BuiltinNet.load(fresh / "model.safetensors")
@@ -307,7 +347,7 @@ def test_a_first_level_run_trains_only_the_first_network(tmp_path):
         "block_out_channels", BuiltinConfig().block_out_channels
     )
     assert after.config.block_out_channels == start.config.block_out_channels
-    for extra in (["--top-share", "0.5"], []):
+    for extra in (["--top-share", "0.5"], [], ["--first-layers", "0"]):
         bad = tmp_path / "bad"
         command = ["finetune", "--out", str(bad), *tiny, "--first-level", str(base), *extra]
         command += ["--init", str(base)] if extra else []

@@ -101,6 +101,15 @@ def finetune(
             "network, which is kept as it is and denoises every other level.",
         ),
     ] = None,
+    first_layers: Annotated[
+        int | None,
+        typer.Option(
+            "--first-layers",
+            help="Built-in models, with --first-level: give the first-level network this many "
+            "ResNet layers per block. Layers it lacks are added as identities, so training "
+            "goes on from what it computes (a deeper network without starting again).",
+        ),
+    ] = None,
 ) -> None:
     from wdiff.progress import progress_bar
     from wdiff.training import TrainSettings
@@ -125,6 +134,7 @@ def finetune(
         init=init,
         top_share=top_share,
         first_level=first_level,
+        first_layers=first_layers,
         cpu=options.torch_device().type == "cpu",
     )
     with progress_bar(f"finetune {task} ({noise} noise)", train_steps, options.quiet) as advance:

@@ -88,10 +88,12 @@ def initial_net(settings: TrainSettings, name: str, option: str = "--init"):
 def with_first_level(net, settings: TrainSettings):
     """``net`` (kept as it is) with a first-level network to train beside it, initialised from
     the model ``settings.first_level`` names (its own first-level network if it has one), or
-    random weights of the architecture it names (with ``net``'s preconditioning)."""
+    random weights of the architecture it names (with ``net``'s preconditioning); deepened to
+    ``settings.first_layers`` layers per block when that is set."""
     from dataclasses import replace
 
     from wdiff.models.builtin import ARCHITECTURES, BuiltinConfig, BuiltinNet
+    from wdiff.models.deepen import deepen
 
     name = settings.first_level
     if name in ARCHITECTURES:
@@ -102,6 +104,13 @@ def with_first_level(net, settings: TrainSettings):
         source = initial_net(settings, name, "--first-level")
         first = source.first if source.first is not None else source
         first.first = None
+    if settings.first_layers is not None:
+        if settings.first_layers < first.config.layers_per_block:
+            raise WdiffError(
+                f"--first-layers {settings.first_layers}: --first-level {name} already has "
+                f"{first.config.layers_per_block} layers per block; give that many or more"
+            )
+        first = deepen(first, settings.first_layers)
     fixed = ("residual", "sigma_data", "sigma_max", "patch")
     if any(getattr(first.config, key) != getattr(net.config, key) for key in fixed):
         raise WdiffError(

@@ -33,6 +33,8 @@ class TrainSettings:
     top_share: float | None = None
     # built-in models: train a first-level network, initialised from this model, beside --init's
     first_level: str | None = None
+    # built-in models: the first-level network's layers per block (more than it has: deepened)
+    first_layers: int | None = None
 
 
 def check_settings(settings: TrainSettings) -> None:
@@ -65,5 +67,11 @@ def check_settings(settings: TrainSettings) -> None:
             f"--top-share {settings.top_share}: a --first-level run trains at sigma_max alone; "
             "leave --top-share out"
         )
+    if settings.first_layers is not None and settings.first_level is None:
+        raise WdiffError(
+            f"--first-layers {settings.first_layers}: give --first-level too, the network to deepen"
+        )
+    if settings.first_layers is not None and not 1 <= settings.first_layers <= 8:
+        raise WdiffError(f"--first-layers {settings.first_layers}: use 1 to 8")
     if settings.crop < 16 or settings.crop % 8:
         raise WdiffError(f"--crop {settings.crop}: use a multiple of 8, 16 or more")
