@@ -34,8 +34,9 @@ demo: setup
 
 # The shipped models (docs/models.md), both on --data photos (photographs from Debian packages:
 # make photo-data, as root). SR: one run, then stages that train a network of its own for the
-# first noise level beside it (--first-level; SR_FIRST_STAGES, steps:lr[:crop:batch[:augment]]
-# each). Inpainting: one run, then stages that go on from the last at a lower learning rate
+# first noise level beside it (--first-level; SR_FIRST_STAGES,
+# steps:lr[:crop:batch[:augment[:layers]]] each; layers deepens it, --first-layers).
+# Inpainting: one run, then stages that go on from the last at a lower learning rate
 # (INPAINT_STAGES). $(1) is the noise (gp, or white for the twins docs/models.md compares them
 # with); runs land in $(RUNS)/sr-$(1), $(RUNS)/sr-$(1)-first-<stage>, $(RUNS)/inpaint-$(1) and
 # $(RUNS)/inpaint-$(1)-<stage>; a killed run goes on where it stopped.
@@ -47,7 +48,7 @@ INPAINT_STAGES ?= 3000:2e-4 3000:1e-4 3000:5e-5
 RUNS ?= runs
 FINETUNE = WDIFF_PHOTO_ROOT=$(PHOTO_ROOT) $(BIN)/wdiff finetune --data photos
 RESUME = $$(test -f $(1)/checkpoint/state.json && echo --resume)
-# stages after run $(2) (task $(1), noise $(3)): $(4) steps:lr[:crop:batch[:augment]] each,
+# stages after run $(2) (task $(1), noise $(3)): $(4) steps:lr[:crop:batch[:augment[:layers]]],
 # $(5) what each starts from (the shell's $$previous: the run before it), landing in
 # $(2)-$(6)<stage>
 define train_stages
@@ -57,6 +58,7 @@ define train_stages
 		out=$(2)-$(6)$$stage; \
 		$(FINETUNE) --task $(1) --noise $(3) $(5) --train-steps $$1 --lr $$2 \
 			$${3:+--crop $$3} $${4:+--batch-size $$4} $${5:+--augment $$5} \
+			$${6:+--first-layers $$6} \
 			--out $$out $(call RESUME,$$out) || exit 1; \
 		previous=$$out; stage=$$((stage + 1)); \
 	done

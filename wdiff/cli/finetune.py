@@ -26,6 +26,8 @@ from wdiff.errors import Interrupted, WdiffError
         "--train-steps 1000 --top-share 0.25\n\n"
         "  wdiff finetune --task sr --init builtin:sr --first-level runs/sr-mine "
         "--data frames/ --out runs/sr-first --train-steps 2000\n\n"
+        "  wdiff finetune --task sr --init builtin:sr --first-level builtin:sr --first-layers 3 "
+        "--data frames/ --out runs/sr-deeper --augment dihedral\n\n"
         "  accelerate launch -m wdiff finetune --task sr --out runs/sr --batch-size 64"
     ),
     renamed=(
