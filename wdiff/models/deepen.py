@@ -41,8 +41,9 @@ def _pass_features(layer: torch.nn.Module, features: int) -> None:
 
 def deepen(net, layers: int):
     """A copy of ``net`` (a ``BuiltinNet`` with no first-level network of its own) with
-    ``layers`` ResNet layers per block instead of its ``config.layers_per_block``; equal outputs
-    to rounding. The new layers' other weights are their fresh random initialisation."""
+    ``layers`` ResNet layers per block instead of its ``config.layers_per_block`` (``net``
+    itself if it has that many); the same outputs. The new layers' other weights are their
+    fresh random initialisation."""
     from wdiff.models.builtin import BuiltinNet
 
     have = net.config.layers_per_block
@@ -63,7 +64,12 @@ def _one_more_layer(net, grown):
     # everything but the down and up blocks' layers has the same names and shapes
     layer = re.compile(r"^(down|up)_blocks\.\d+\.resnets\.")
     kept = {name: value for name, value in old.state_dict().items() if not layer.match(name)}
-    new.load_state_dict(kept, strict=False)
+    result = new.load_state_dict(kept, strict=False)
+    if result.unexpected_keys or not all(layer.match(name) for name in result.missing_keys):
+        raise WdiffError(  # a diffusers UNet2DModel laid out otherwise than this code knows
+            "cannot deepen this network: its layout differs from a UNet2DModel's "
+            f"({', '.join(result.unexpected_keys or result.missing_keys)[:200]})"
+        )
     for old_block, new_block in zip(old.down_blocks, new.down_blocks, strict=True):
         for source, target in zip(old_block.resnets, new_block.resnets, strict=False):
             target.load_state_dict(source.state_dict())
