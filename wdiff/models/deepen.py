@@ -50,7 +50,9 @@ def deepen(net, layers: int):
     if net.first is not None:
         raise WdiffError("deepen a first-level network itself, not the model that holds it")
     if layers < have:
-        raise WdiffError(f"cannot deepen a network of {have} layers per block to {layers}")
+        raise WdiffError(
+            f"cannot deepen a network of {have} layers per block to {layers}; give {have} or more"
+        )
     grown = net
     for depth in range(have + 1, layers + 1):
         grown = _one_more_layer(grown, BuiltinNet(replace(grown.config, layers_per_block=depth)))

@@ -105,12 +105,10 @@ def with_first_level(net, settings: TrainSettings):
         first = source.first if source.first is not None else source
         first.first = None
     if settings.first_layers is not None:
-        if settings.first_layers < first.config.layers_per_block:
-            raise WdiffError(
-                f"--first-layers {settings.first_layers}: --first-level {name} already has "
-                f"{first.config.layers_per_block} layers per block; give that many or more"
-            )
-        first = deepen(first, settings.first_layers)
+        try:
+            first = deepen(first, settings.first_layers)
+        except WdiffError as error:  # deepen's own check, named by the option
+            raise WdiffError(f"--first-layers {settings.first_layers}: {error}") from error
     fixed = ("residual", "sigma_data", "sigma_max", "patch")
     if any(getattr(first.config, key) != getattr(net.config, key) for key in fixed):
         raise WdiffError(
